@@ -1,0 +1,84 @@
+"""PubTator reader (BC5CDR, NCBI-disease).
+
+Format: `PMID|t|title`, `PMID|a|abstract`, then one tab-separated line per mention
+(`PMID start end text type ids [parts]`) or relation (`PMID REL arg1 arg2`); a blank line ends a document.
+Offsets index `title + " " + abstract`. A line that fits none of these raises CorpusFormatError with
+file and line; a mention whose text differs from text[start:end] is rejected and reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..schema import Document, Entity, Relation
+from .report import CorpusFormatError, ReadReport
+
+
+def read_pubtator(path: str | Path) -> tuple[list[Document], ReadReport]:
+    path = Path(path)
+    report = ReadReport(source=str(path))
+    docs: list[Document] = []
+    state: dict = {}
+    with open(path, encoding="utf-8") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\n")
+            if not line.strip():
+                _finish(state, docs)
+                continue
+            _read_line(line, lineno, path, state, report)
+    _finish(state, docs)
+    report.check()
+    return docs, report
+
+
+def _read_line(line: str, lineno: int, path: Path, state: dict, report: ReadReport) -> None:
+    if "|t|" in line[:20] or "|a|" in line[:20]:
+        pmid, kind, content = line.split("|", 2)
+        if kind == "t":
+            _start(state, pmid, content)
+        elif not state or state["id"] != pmid:
+            raise CorpusFormatError(f"{path}:{lineno}: abstract line for {pmid} without its title line")
+        else:
+            state["abstract"] = content
+        return
+    fields = line.split("\t")
+    if not state or fields[0] != state["id"]:
+        raise CorpusFormatError(f"{path}:{lineno}: annotation for {fields[0]!r} outside its document")
+    if len(fields) == 4:
+        state["relations"].append(Relation(type=fields[1], args=(fields[2], fields[3])))
+    elif len(fields) >= 6:
+        report.read += 1
+        _add_mention(fields, lineno, path, state, report)
+    else:
+        raise CorpusFormatError(f"{path}:{lineno}: expected 4 (relation) or 6+ (mention) tab-separated "
+                                f"fields, got {len(fields)}: {line[:80]!r}")
+
+
+def _start(state: dict, pmid: str, title: str) -> None:
+    state.clear()
+    state.update(id=pmid, title=title, abstract="", mentions=[], relations=[])
+
+
+def _add_mention(fields: list[str], lineno: int, path: Path, state: dict, report: ReadReport) -> None:
+    try:
+        start, end = int(fields[1]), int(fields[2])
+    except ValueError:
+        raise CorpusFormatError(f"{path}:{lineno}: offsets must be integers, got {fields[1]!r} {fields[2]!r}")
+    text = state["title"] + " " + state["abstract"]
+    if text[start:end] != fields[3]:
+        report.reject(str(path), lineno, f"mention {fields[3]!r} != text[{start}:{end}] {text[start:end]!r}")
+        return
+    ids = tuple(i for i in fields[5].split("|") if i and i != "-1")
+    entity_id = f"{state['id']}-T{len(state['mentions'])}"
+    state["mentions"].append(Entity(entity_id, fields[4], ((start, end),), fields[3], ids))
+    report.converted += 1
+
+
+def _finish(state: dict, docs: list[Document]) -> None:
+    if not state:
+        return
+    title_end = len(state["title"])
+    text = state["title"] + " " + state["abstract"]
+    passages = [(0, title_end), (title_end + 1, len(text))] if state["abstract"] else [(0, title_end)]
+    docs.append(Document(state["id"], text, passages, state["mentions"], state["relations"]))
+    state.clear()

@@ -1,0 +1,65 @@
+"""Evaluate one model on eval rows: batched greedy generation, then metrics from the predictions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .infer import generate
+from .metrics import score_predictions
+from .models import load_model
+from .params import Params
+from .train.common import prompt_messages, shots_for
+
+
+def evaluate_model(model_name_or_dir: str, rows: list[dict], params: Params, run_dir: Path) -> tuple[dict, list[dict]]:
+    """(metrics, per-row predictions) for one model; metrics include generation wall time."""
+    model, tokenizer, _ = load_model(model_name_or_dir)
+    shots = shots_for(params, run_dir)
+    conversations = [prompt_messages(r, params, shots) for r in rows]
+    started = time.time()
+    completions = generate(model, tokenizer, conversations, batch_size=params.eval.batch_size,
+                           max_new_tokens=params.eval.max_new_tokens)
+    seconds = time.time() - started
+    metrics, records = score_predictions(rows, [c[0] for c in completions])
+    metrics["generation_seconds"] = seconds
+    return metrics, records
+
+
+def stage_models(params: Params, run_dir: Path) -> dict[str, str]:
+    """Stage name -> model to evaluate: the base model, then each trained stage's saved model."""
+    models = {"base": params.model}
+    for stage in params.stages:
+        models[stage] = str(run_dir / "models" / stage)
+    return models
+
+
+def evaluate_run(params: Params, run_dir: Path) -> dict:
+    """Evaluate every stage on data/eval.jsonl; write results/metrics.json and results/predictions.jsonl."""
+    import json
+
+    from .examples import read_jsonl, write_jsonl
+
+    rows = read_jsonl(run_dir / "data" / "eval.jsonl")
+    all_metrics, all_records = {}, []
+    for stage, model in stage_models(params, run_dir).items():
+        metrics, records = evaluate_model(model, rows, params, run_dir)
+        all_metrics[stage] = metrics
+        all_records += [{"stage": stage} | record for record in records]
+    results = run_dir / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
+    write_jsonl(all_records, results / "predictions.jsonl")
+    return all_metrics
+
+
+def f1_table(metrics: dict) -> list[dict]:
+    """One row per stage: strict and partial micro-F1 overall and strict F1 per type."""
+    table = []
+    for stage, m in metrics.items():
+        row = {"stage": stage, "n": m["n"], "strict_f1": m["strict"]["micro"]["f1"],
+               "partial_f1": m["partial"]["micro"]["f1"]}
+        row |= {f"strict_f1_{label}": v["f1"] for label, v in m["strict"]["per_type"].items()}
+        row |= {f"parse_{k}": v for k, v in m["parse_status"].items()}
+        table.append(row)
+    return table

@@ -1,0 +1,82 @@
+"""Map predicted strings back to spans of the source text, and match predictions to gold one-to-one.
+
+Shared by rewards and metrics. A span is (start, end) with end exclusive; a predicted mention that
+cannot be found in the text gets span None (a hallucination: it can match nothing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+FUZZY_MIN_SCORE = 90.0  # rapidfuzz partial_ratio: tolerate a typo or changed hyphenation, not a new word
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    type: str
+
+
+def locate(text: str, mention: str, taken: set[tuple[int, int]]) -> tuple[int, int] | None:
+    """The first occurrence of `mention` not yet taken: exact, then case/whitespace-insensitive, then fuzzy."""
+    if not mention.strip():
+        return None
+    start = text.find(mention)
+    while start >= 0:
+        if (start, start + len(mention)) not in taken:
+            return start, start + len(mention)
+        start = text.find(mention, start + 1)
+    pattern = r"\s+".join(re.escape(token) for token in mention.split())
+    for m in re.finditer(pattern, text, flags=re.IGNORECASE):
+        if m.span() not in taken:
+            return m.span()
+    if len(mention) >= 4:
+        alignment = fuzz.partial_ratio_alignment(mention, text, score_cutoff=FUZZY_MIN_SCORE)
+        if alignment is not None:
+            span = (alignment.dest_start, alignment.dest_end)
+            if span not in taken and span[0] < span[1]:
+                return span
+    return None
+
+
+def align(text: str, mentions: tuple[tuple[str, str], ...] | list) -> list[Span | None]:
+    """Spans for predicted (text, type) mentions; a repeated mention claims the next occurrence."""
+    taken: set[tuple[int, int]] = set()
+    spans = []
+    for mention, label in mentions:
+        found = locate(text, mention, taken)
+        if found is None:
+            spans.append(None)
+        else:
+            taken.add(found)
+            spans.append(Span(found[0], found[1], label))
+    return spans
+
+
+def overlap(a: Span, b: Span) -> float:
+    """Character intersection over union of two spans, in [0, 1]."""
+    inter = min(a.end, b.end) - max(a.start, b.start)
+    if inter <= 0:
+        return 0.0
+    return inter / (max(a.end, b.end) - min(a.start, b.start))
+
+
+def greedy_match(scores: list[list[float]]) -> list[tuple[int, int, float]]:
+    """One-to-one matching, highest score first; pairs with score 0 are never matched.
+
+    Greedy instead of the Hungarian algorithm: spans in one sentence rarely compete, and greedy keeps
+    exact matches (score 1) always matched, which the strict metric needs.
+    """
+    candidates = sorted(((s, i, j) for i, row in enumerate(scores) for j, s in enumerate(row) if s > 0),
+                        key=lambda c: (-c[0], c[1], c[2]))
+    used_pred, used_gold, pairs = set(), set(), []
+    for s, i, j in candidates:
+        if i not in used_pred and j not in used_gold:
+            used_pred.add(i)
+            used_gold.add(j)
+            pairs.append((i, j, s))
+    return pairs

@@ -1,0 +1,192 @@
+"""Parameters: plain YAML validated against dataclasses (an unknown key is an error listing the valid ones).
+
+The `lora`, `sft` and `grpo` sections use PEFT's LoraConfig and TRL's SFTConfig / GRPOConfig field
+names and go to those classes unchanged; `check_section` validates them where TRL is imported anyway.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from .paths import REPO_ROOT, resolve
+
+
+class ParamsError(ValueError):
+    """A params file or override that does not fit the schema; the message names the key."""
+
+
+@dataclass
+class DataParams:
+    dataset: str = "bc5cdr"
+    unit: str = "sentence"  # sentence | passage | document
+    train_split: str = "train"
+    eval_split: str = "test"
+    sft_size: int = 480  # training examples sampled for SFT
+    rl_size: int = 64  # prompts for GRPO, disjoint from the SFT sample
+    eval_size: int | None = 96  # seeded sample of the eval split; null = the whole split
+    max_chars: int = 600  # longer units are left out of the samples (counted in the data report)
+    data_dir: str | None = None
+
+
+@dataclass
+class PromptParams:
+    levels: list[str] = field(default_factory=lambda: ["role", "task", "labels", "schema"])
+    few_shot: int = 0  # number of training examples shown when the few_shot level is on
+
+
+@dataclass
+class RewardParams:
+    funcs: list[str] = field(default_factory=lambda: ["format", "entity"])  # weights: grpo.reward_weights
+    entity: dict = field(default_factory=lambda: {"overlap_weight": 0.5, "type_credit": 0.5})
+
+
+@dataclass
+class EvalParams:
+    batch_size: int = 16
+    max_new_tokens: int = 96
+
+
+@dataclass
+class Params:
+    name: str = "quick"
+    seed: int = 42
+    model: str = "smollm2-135m"  # smollm2-135m | tiny-random | a local path or hub id
+    stages: list[str] = field(default_factory=lambda: ["sft", "grpo"])
+    data: DataParams = field(default_factory=DataParams)
+    prompt: PromptParams = field(default_factory=PromptParams)
+    lora: dict | None = None  # peft.LoraConfig fields; null = full fine-tune
+    sft: dict = field(default_factory=dict)  # trl.SFTConfig fields
+    grpo: dict = field(default_factory=dict)  # trl.GRPOConfig fields
+    rewards: RewardParams = field(default_factory=RewardParams)
+    eval: EvalParams = field(default_factory=EvalParams)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+KNOWN_STAGES = ("sft", "grpo")
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ParamsError(f"{where}: expected a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ParamsError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
+    kwargs = {}
+    for name, value in values.items():
+        sub = fields[name].type
+        if isinstance(sub, str) and sub in _SECTIONS:
+            value = _build(_SECTIONS[sub], value or {}, f"{where}.{name}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+_SECTIONS = {"DataParams": DataParams, "PromptParams": PromptParams, "RewardParams": RewardParams,
+             "EvalParams": EvalParams}
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """'sft.learning_rate=1e-4' -> ('sft.learning_rate', 1e-4); 'stages=sft,grpo' -> list."""
+    if "=" not in text:
+        raise ParamsError(f"override {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    value = _scalar(raw) if raw else None
+    if isinstance(value, str) and "," in value:
+        value = [_scalar(v) for v in value.split(",")]
+    return key.strip(), value
+
+
+def _scalar(raw: str):
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):  # YAML 1.1 reads '1e-4' as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def apply_overrides(raw: dict, overrides: dict) -> dict:
+    merged = json.loads(json.dumps(raw))  # deep copy of plain YAML data
+    for dotted, value in overrides.items():
+        node = merged
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ParamsError(f"override {dotted!r}: {part!r} is not a section")
+        node[last] = value
+    return merged
+
+
+def load(path: str | Path, overrides: dict | None = None) -> Params:
+    """Read a params YAML, apply dotted overrides, validate, return Params."""
+    path = resolve(path)
+    with open(path, encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle) or {}
+    params = _build(Params, apply_overrides(raw, overrides or {}), str(path))
+    bad = [s for s in params.stages if s not in KNOWN_STAGES]
+    if bad:
+        raise ParamsError(f"{path}: stages {bad} unknown; valid: {list(KNOWN_STAGES)}")
+    weights = params.grpo.get("reward_weights")
+    if weights is not None and len(weights) != len(params.rewards.funcs):
+        raise ParamsError(f"{path}: grpo.reward_weights has {len(weights)} values for "
+                          f"{len(params.rewards.funcs)} rewards.funcs {params.rewards.funcs}")
+    return params
+
+
+def check_section(values: dict, config_cls, where: str) -> None:
+    """Raise if a section has keys that `config_cls` (a TRL/PEFT dataclass) does not know."""
+    valid = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - valid)
+    if unknown:
+        hints = {k: difflib.get_close_matches(k, valid, n=3) for k in unknown}
+        raise ParamsError(f"{where}: unknown key(s) {unknown} for {config_cls.__name__} (close matches: "
+                          f"{hints}); valid keys: {sorted(valid)}")
+
+
+LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "papermill", "unsloth",
+             "nervaluate", "rapidfuzz", "matplotlib", "seaborn")
+
+
+def versions() -> dict[str, str | None]:
+    found = {}
+    for lib in LIBRARIES:
+        try:
+            found[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            found[lib] = None
+    return found
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True)
+    except OSError:
+        return None
+    commit = out.stdout.strip() or None
+    return f"{commit}-dirty" if commit and dirty.stdout.strip() else commit
+
+
+def write_run_info(params: Params, run_dir: str | Path, stage: str = "run") -> Path:
+    """Write resolved params, library versions and git commit into the run folder."""
+    run_dir = resolve(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info = {"params": params.to_dict(), "versions": versions(), "git_commit": git_commit(),
+            "python": sys.version.split()[0], "platform": platform.platform()}
+    target = run_dir / f"{stage}_info.json"
+    target.write_text(json.dumps(info, indent=2))
+    return target

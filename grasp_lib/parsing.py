@@ -1,0 +1,216 @@
+"""One tolerant parser from completion text to a typed prediction plus diagnostics.
+
+Rewards and metrics both call `parse`, so the training signal and the reported metric read a
+completion the same way. A parse failure is an outcome (status "unparsable"), never an exception.
+
+Status: "valid" (the whole completion is JSON of the task's schema), "repaired" (JSON was recovered:
+code fences, a <think> block or prose around it, missing closing brackets, items of the wrong shape
+dropped), "unparsable" (nothing usable).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+VALID, REPAIRED, UNPARSABLE = "valid", "repaired", "unparsable"
+_THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL)
+_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A typed prediction; which fields are filled depends on the task family (see tasks.OUTPUT_SCHEMAS)."""
+
+    status: str
+    mentions: tuple[tuple[str, str], ...] = ()  # ner, joint: (text, type) in answer order
+    reason: str = ""
+    think: str = ""
+    relations: tuple[tuple[str, str, str], ...] = ()  # triples, joint: (head, relation, tail)
+    combinations: tuple[tuple[tuple[str, ...], str], ...] = ()  # nary: (drugs in answer order, label)
+    label: str | None = None  # re: the relation label of the marked pair
+    answer: str | None = None  # qa: the short answer
+
+    @property
+    def ok(self) -> bool:
+        return self.status != UNPARSABLE
+
+
+@lru_cache(maxsize=65536)  # GRPO scores each completion with several rewards: parse once
+def parse(completion: str, labels: tuple[str, ...], family: str = "ner",
+          relation_labels: tuple[str, ...] = ()) -> Parsed:
+    """Parse a completion for a task family.
+
+    `labels` are the entity types (ner, joint), relation labels (re, triples) or combination labels
+    (nary); `relation_labels` are the relation types of the joint family. NER accepts
+    {"Type": ["mention", ...]} or [{"text": ..., "type": ...}].
+
+    >>> parse('{"Chemical": ["naloxone"], "Disease": []}', ("Chemical", "Disease")).mentions
+    (('naloxone', 'Chemical'),)
+    >>> parse('Sure! {"Chemical": ["naloxone"]', ("Chemical", "Disease")).status
+    'repaired'
+    """
+    if not isinstance(completion, str):
+        return Parsed(UNPARSABLE, reason=f"completion is {type(completion).__name__}, not str")
+    think_match = _THINK.match(completion)
+    think = completion[think_match.start():think_match.end()] if think_match else ""
+    body = completion[think_match.end():] if think_match else completion
+    value, repairs = _load_json(body)
+    if value is None:
+        return Parsed(UNPARSABLE, reason=repairs or "no JSON object or list found", think=think)
+    if family not in _CONVERTERS:
+        return Parsed(UNPARSABLE, reason=f"unknown task family {family!r}", think=think)
+    fields, problems = _CONVERTERS[family](value, labels, relation_labels)
+    if fields is None:
+        return Parsed(UNPARSABLE, reason=problems, think=think)
+    reasons = "; ".join(r for r in (repairs, problems) if r)
+    return Parsed(REPAIRED if reasons else VALID, reason=reasons, think=think, **fields)
+
+
+def _load_json(body: str) -> tuple[object | None, str]:
+    """(value, what was repaired) or (None, why not)."""
+    stripped = body.strip()
+    try:
+        return json.loads(stripped), ""
+    except ValueError:
+        pass
+    unfenced = _FENCE.sub("", stripped)
+    starts = [i for i in (unfenced.find("{"), unfenced.find("[")) if i >= 0]
+    if not starts:
+        return None, "no JSON object or list found"
+    start = min(starts)
+    try:
+        value, end = _DECODER.raw_decode(unfenced, start)
+        return value, "text around the JSON"
+    except ValueError:
+        pass
+    closed = _close_brackets(unfenced[start:])
+    if closed is not None:
+        try:
+            return json.loads(closed), "missing closing brackets"
+        except ValueError:
+            pass
+    return None, "invalid JSON"
+
+
+def _close_brackets(fragment: str) -> str | None:
+    """Append the closers a truncated JSON fragment lacks (an open string is closed first)."""
+    stack, in_string, escaped = [], False, False
+    for ch in fragment:
+        if in_string:
+            escaped = ch == "\\" and not escaped
+            if ch == '"' and not escaped:
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "[{":
+            stack.append("]" if ch == "[" else "}")
+        elif ch in "]}":
+            if not stack or stack.pop() != ch:
+                return None
+    if not stack and not in_string:
+        return None
+    tail = fragment.rstrip().rstrip(",")
+    return tail + ('"' if in_string else "") + "".join(reversed(stack))
+
+
+def _to_mentions(value: object, labels: tuple[str, ...]) -> tuple[list | None, str]:
+    """Typed mentions from either accepted shape; drops (and reports) items of the wrong shape."""
+    mentions, dropped = [], []
+    if isinstance(value, dict):
+        for label, items in value.items():
+            if label not in labels:
+                dropped.append(f"unknown type {label!r}")
+            elif not isinstance(items, list):
+                dropped.append(f"{label!r} is not a list")
+            else:
+                mentions += [(item, label) for item in items if isinstance(item, str)]
+                dropped += [f"non-string item under {label!r}" for item in items if not isinstance(item, str)]
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and isinstance(item.get("text"), str) and item.get("type") in labels:
+                mentions.append((item["text"], item["type"]))
+            else:
+                dropped.append(f"item {str(item)[:40]!r} is not {{text, type}} with a known type")
+    else:
+        return None, f"top-level JSON is {type(value).__name__}, expected an object or a list"
+    return mentions, "; ".join(dropped)
+
+
+def _ner(value, labels, _relation_labels):
+    mentions, problems = _to_mentions(value, labels)
+    return (None if mentions is None else {"mentions": tuple(mentions)}), problems
+
+
+def _triples_from(items, labels) -> tuple[list | None, list[str]]:
+    if not isinstance(items, list):
+        return None, [f"relations must be a list, got {type(items).__name__}"]
+    triples, dropped = [], []
+    for item in items:
+        if (isinstance(item, list) and len(item) == 3 and all(isinstance(x, str) for x in item)
+                and item[1] in labels):
+            triples.append(tuple(item))
+        else:
+            dropped.append(f"item {str(item)[:40]!r} is not [head, relation, tail] with a known relation")
+    return triples, dropped
+
+
+def _triples(value, labels, _relation_labels):
+    """[["head", "RELATION", "tail"], ...]"""
+    triples, dropped = _triples_from(value, labels)
+    if triples is None:
+        return None, "; ".join(dropped)
+    return {"relations": tuple(triples)}, "; ".join(dropped)
+
+
+def _re_label(value, labels, _relation_labels):
+    """{"relation": "LABEL"} for the marked pair; the label must be one of the task's labels."""
+    if not isinstance(value, dict) or not isinstance(value.get("relation"), str):
+        return None, 'expected {"relation": "<label>"}'
+    if value["relation"] not in labels:
+        return None, f"unknown relation label {value['relation']!r}"
+    extra = sorted(set(value) - {"relation"})
+    return {"label": value["relation"]}, (f"extra keys {extra}" if extra else "")
+
+
+def _nary(value, labels, _relation_labels):
+    """[{"drugs": ["a", "b", ...], "label": "POS"}, ...]; an empty list means no combination."""
+    if not isinstance(value, list):
+        return None, f"expected a list of combinations, got {type(value).__name__}"
+    combos, dropped = [], []
+    for item in value:
+        drugs = item.get("drugs") if isinstance(item, dict) else None
+        if (isinstance(drugs, list) and all(isinstance(d, str) for d in drugs)
+                and item.get("label") in labels):
+            combos.append((tuple(drugs), item["label"]))
+        else:
+            dropped.append(f"item {str(item)[:40]!r} is not {{drugs: [...], label}} with a known label")
+    return {"combinations": tuple(combos)}, "; ".join(dropped)
+
+
+def _joint(value, labels, relation_labels):
+    """{"entities": {"Type": [...]}, "relations": [["head", "REL", "tail"], ...]}"""
+    if not isinstance(value, dict) or "entities" not in value:
+        return None, 'expected {"entities": {...}, "relations": [...]}'
+    mentions, problems = _to_mentions(value["entities"], labels)
+    if mentions is None:
+        return None, problems
+    triples, dropped = _triples_from(value.get("relations", []), relation_labels)
+    reasons = "; ".join([problems] * bool(problems) + (dropped or []))
+    if triples is None:
+        triples = []
+    return {"mentions": tuple(mentions), "relations": tuple(triples)}, reasons
+
+
+def _qa(value, _labels, _relation_labels):
+    """{"answer": "..."}"""
+    if not isinstance(value, dict) or not isinstance(value.get("answer"), str):
+        return None, 'expected {"answer": "<text>"}'
+    return {"answer": value["answer"]}, ""
+
+
+_CONVERTERS = {"ner": _ner, "triples": _triples, "re": _re_label, "nary": _nary, "joint": _joint, "qa": _qa}

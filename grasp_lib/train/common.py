@@ -1,0 +1,46 @@
+"""Pieces the stage drivers share: CPU-safe trainer defaults, conversational rows, saving logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..examples import read_jsonl
+from ..params import Params
+from ..prompts import build_messages, ner_target
+from ..tasks import get_task
+
+
+def trainer_defaults(output_dir: Path, seed: int) -> dict:
+    """Settings every stage needs; params override them. TRL defaults to bf16, which is 22x slower
+    on a CPU without native bf16, and to gradient checkpointing, which only costs time at this size."""
+    cuda = torch.cuda.is_available()
+    return {"output_dir": str(output_dir), "seed": seed, "data_seed": seed, "bf16": cuda and torch.cuda.is_bf16_supported(),
+            "use_cpu": not cuda, "gradient_checkpointing": False, "report_to": "none", "save_strategy": "no",
+            "logging_steps": 1, "dataloader_num_workers": 0, "disable_tqdm": False}
+
+
+def shots_for(params: Params, run_dir: Path) -> list[dict]:
+    """Few-shot examples: the first `prompt.few_shot` SFT rows (fixed by the data seed)."""
+    if "few_shot" not in params.prompt.levels or not params.prompt.few_shot:
+        return []
+    return read_jsonl(run_dir / "data" / "sft.jsonl")[:params.prompt.few_shot]
+
+
+def prompt_messages(row: dict, params: Params, shots: list[dict]) -> list[dict]:
+    return build_messages(get_task(row["dataset"]), row["text"], params.prompt.levels, shots)
+
+
+def sft_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
+    """Conversational prompt-completion rows: TRL puts the loss on the completion only."""
+    return [{"prompt": prompt_messages(r, params, shots),
+             "completion": [{"role": "assistant",
+                             "content": ner_target(r["entities"], get_task(r["dataset"]).label_names)}]}
+            for r in rows]
+
+
+def save_log(log_history: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(json.dumps(entry) for entry in log_history) + "\n")

@@ -1,0 +1,38 @@
+import pytest
+
+from grasp_lib.matching import Span, align, greedy_match, locate, overlap
+
+TEXT = "Naloxone reversed the hypotension; naloxone again. Blood  pressure fell."
+
+
+@pytest.mark.parametrize("mention, taken, expected", [
+    ("Naloxone", set(), (0, 8)),  # exact
+    ("Naloxone", {(0, 8)}, (35, 43)),  # next occurrence, case-insensitive
+    ("blood pressure", set(), (51, 66)),  # case and whitespace normalised
+    ("hypotensoin", set(), (22, 33)),  # fuzzy: a transposition scores 90.9 >= 90
+    ("hypotension;", set(), (22, 34)),  # exact, punctuation included
+    ("aspirin", set(), None),  # not in the text: hallucinated
+    ("hypertension", set(), None),  # another word, not a typo: partial_ratio 83 < 90
+    ("   ", set(), None),
+])
+def test_locate(mention, taken, expected):
+    assert locate(TEXT, mention, taken) == expected
+
+
+def test_fuzzy_locates_small_spelling_difference():
+    text = "Patients received cyclophosphamide and developed haemorrhagic cystitis."
+    span = locate(text, "hemorrhagic cystitis", set())
+    assert span is not None and text[span[0]:span[1]].endswith("cystitis")
+
+
+def test_align_claims_repeats_in_order():
+    spans = align(TEXT, [("naloxone", "Chemical"), ("naloxone", "Chemical"), ("naloxone", "Chemical")])
+    assert spans == [Span(35, 43, "Chemical"), Span(0, 8, "Chemical"), None]
+
+
+def test_overlap_and_greedy_match():
+    assert overlap(Span(0, 10, "A"), Span(5, 15, "A")) == pytest.approx(5 / 15)
+    assert overlap(Span(0, 5, "A"), Span(5, 9, "A")) == 0.0
+    # pred 0 fits gold 1 best; pred 1 can then only take gold 0
+    assert greedy_match([[0.2, 0.9], [0.5, 0.0]]) == [(0, 1, 0.9), (1, 0, 0.5)]
+    assert greedy_match([[0.0]]) == []

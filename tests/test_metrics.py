@@ -1,0 +1,80 @@
+import random
+
+import pytest
+from nervaluate import Evaluator
+
+from grasp_lib.matching import Span
+from grasp_lib.metrics import ner_scores, score_predictions
+from grasp_lib.rewards import EntityReward
+
+LABELS = ["Chemical", "Disease"]
+
+
+def test_hand_computed_scores():
+    gold = [[Span(0, 8, "Chemical"), Span(36, 47, "Disease")], [Span(0, 5, "Disease")]]
+    pred = [[Span(0, 8, "Chemical"), Span(30, 47, "Disease"), None], [Span(0, 5, "Chemical")]]
+    scores = ner_scores(pred, gold, LABELS)
+    # strict: 1 correct of 4 predicted, 3 gold
+    assert scores["strict"]["micro"]["precision"] == pytest.approx(1 / 4)
+    assert scores["strict"]["micro"]["recall"] == pytest.approx(1 / 3)
+    # exact (type ignored): also the second example -> 2 correct
+    assert scores["exact"]["micro"]["tp"] == 2
+    # partial: 2 exact + 0.5 for the overlap
+    assert scores["partial"]["micro"]["tp"] == pytest.approx(2.5)
+    # type: overlap with the same type: Naloxone and the Disease overlap
+    assert scores["type"]["micro"]["tp"] == 2
+    assert scores["strict"]["per_type"]["Disease"]["tp"] == 0
+    assert scores["strict"]["macro_f1"] == pytest.approx((2 * 0.5 * 1.0 / 1.5 + 0) / 2)
+
+
+def _nervaluate(pred, gold):
+    def to_dicts(spans):
+        return [[{"label": s.type, "start": s.start, "end": s.end - 1} for s in doc if s] for doc in spans]
+    results = Evaluator(to_dicts(gold), to_dicts(pred), tags=LABELS, loader="dict").evaluate()
+    return results["overall"]
+
+
+def test_agrees_with_nervaluate_on_random_non_ambiguous_cases():
+    rng = random.Random(0)
+    for _ in range(200):
+        gold, pred = [], []
+        for _doc in range(3):
+            starts = rng.sample(range(0, 200, 20), 4)  # spans 20 apart never touch each other
+            g = [Span(s, s + rng.randint(3, 8), rng.choice(LABELS)) for s in starts[:rng.randint(0, 4)]]
+            p = []
+            for span in g:
+                kind = rng.random()
+                if kind < 0.4:
+                    p.append(span)
+                elif kind < 0.6:
+                    p.append(Span(span.start, span.end, "Disease" if span.type == "Chemical" else "Chemical"))
+                elif kind < 0.8:
+                    p.append(Span(span.start + 1, span.end + 2, span.type))
+            p += [Span(s + 10, s + 14, rng.choice(LABELS)) for s in starts[:rng.randint(0, 2)]]  # spurious
+            gold.append(g)
+            pred.append(p)
+        ours, theirs = ner_scores(pred, gold, LABELS), _nervaluate(pred, gold)
+        for scheme, name in (("strict", "strict"), ("exact", "exact"), ("partial", "partial"), ("type", "ent_type")):
+            assert ours[scheme]["micro"]["f1"] == pytest.approx(theirs[name].f1), scheme
+
+
+def test_reward_and_metric_agree_on_the_same_predictions():
+    rows = [{"id": "a", "dataset": "bc5cdr", "text": "Naloxone reversed hypotension.",
+             "entities": [{"start": 0, "end": 8, "type": "Chemical", "text": "Naloxone"},
+                          {"start": 18, "end": 29, "type": "Disease", "text": "hypotension"}]}]
+    for completion in ('{"Chemical": ["Naloxone"], "Disease": ["hypotension"]}',
+                       '{"Chemical": ["Naloxone"], "Disease": []}', '{"Chemical": ["hypotension"]}', "garbage"):
+        metrics, records = score_predictions(rows, [completion])
+        reward = EntityReward(overlap_weight=0.0, type_credit=0.0)(
+            [completion], text=[rows[0]["text"]], entities=[rows[0]["entities"]], dataset=["bc5cdr"], task=["ner"])[0]
+        # with partial credit switched off the soft F1 is exactly the strict F1 of one example
+        assert reward == pytest.approx(metrics["strict"]["micro"]["f1"])
+    perfect, _ = score_predictions(rows, ['{"Chemical": ["Naloxone"], "Disease": ["hypotension"]}'])
+    assert perfect["strict"]["micro"]["f1"] == 1.0
+
+
+def test_parse_status_counted():
+    rows = [{"id": "a", "dataset": "bc5cdr", "text": "x", "entities": []}] * 2
+    metrics, records = score_predictions(rows, ['{"Chemical": []}', "oops"])
+    assert metrics["parse_status"] == {"valid": 1, "unparsable": 1}
+    assert records[1]["status"] == "unparsable"
