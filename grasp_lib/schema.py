@@ -44,17 +44,26 @@ class Document:
 
 @dataclass
 class Example:
-    """One training or evaluation item: a task on a (short) document, with its gold structure."""
+    """One training or evaluation item: a task (family) on a short text, with its gold structure.
+
+    Every row carries every gold field (empty where the family does not use it), so rows of different
+    tasks can share one table (a multi-task mixture) and every reward sees the same columns.
+    """
 
     id: str
-    task: str
+    task: str  # task family: ner | re | triples | nary | joint | qa
     dataset: str
     text: str
-    entities: list[dict]  # [{"start", "end", "type", "text"}], sorted by offset
+    entities: list[dict] = field(default_factory=list)  # [{"start", "end", "type", "text"}], by offset
+    relations: list[dict] = field(default_factory=list)  # [{"head", "relation", "tail"}] (mention texts)
+    label: str | None = None  # re: gold label of the marked pair
+    combinations: list[dict] = field(default_factory=list)  # nary: [{"drugs": [...], "label"}]
+    answer: str | None = None  # qa
 
     def to_row(self) -> dict:
         return {"id": self.id, "task": self.task, "dataset": self.dataset, "text": self.text,
-                "entities": self.entities}
+                "entities": self.entities, "relations": self.relations, "label": self.label,
+                "combinations": self.combinations, "answer": self.answer}
 
 
 # A sentence ends at . ! ? followed by space and an upper-case letter, digit or bracket.

@@ -22,8 +22,8 @@ from .common import prompt_messages, save_log, shots_for, trainer_defaults
 
 def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
     """Prompt plus the columns the rewards read (TRL passes extra columns to every reward function)."""
-    return [{"prompt": prompt_messages(r, params, shots), "text": r["text"], "entities": r["entities"],
-             "dataset": r["dataset"], "task": r["task"]} for r in rows]
+    return [{"prompt": prompt_messages(r, params, shots)} | {k: v for k, v in r.items() if k != "id"}
+            for r in rows]
 
 
 def run(params: Params, run_dir: str | Path) -> dict:
