@@ -1,6 +1,7 @@
 import pytest
 
 from grasp_lib.params import ParamsError, check_section, load, parse_override, write_run_info
+from grasp_lib.paths import REPO_ROOT
 
 
 def test_quick_params_load():
@@ -43,3 +44,15 @@ def test_run_info_has_params_versions_and_commit(tmp_path):
     info = json.loads(path.read_text())
     assert info["params"]["name"] == "quick" and info["versions"]["torch"].startswith("2.13")
     assert "git_commit" in info
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "params").glob("*.yaml")))
+def test_every_params_file_validates_including_trainer_sections(path):
+    from peft import LoraConfig
+    from trl import GRPOConfig, SFTConfig
+
+    params = load(path)
+    check_section(params.sft, SFTConfig, "sft")
+    check_section(params.grpo, GRPOConfig, "grpo")
+    if params.lora:
+        check_section(params.lora, LoraConfig, "lora")
