@@ -48,6 +48,17 @@ class PromptParams:
 class RewardParams:
     funcs: list[str] = field(default_factory=lambda: ["format", "entity"])  # weights: grpo.reward_weights
     entity: dict = field(default_factory=lambda: {"overlap_weight": 0.5, "type_credit": 0.5})
+    # keyword arguments of the other rewards (see grasp_lib/rewards), empty = their defaults
+    relation: dict = field(default_factory=dict)
+    nary: dict = field(default_factory=dict)
+    length: dict = field(default_factory=dict)
+    reasoning: dict = field(default_factory=dict)
+    verifiers: dict = field(default_factory=dict)
+    binary: dict = field(default_factory=dict)
+    symmetric_relations: list[str] = field(default_factory=list)  # relation types without direction
+    polarity: dict = field(default_factory=dict)  # relation label -> "up" | "down" (pathway verifier)
+    adaptive: bool = False  # task-adaptive weighting: normalise each reward per task (running mean/std)
+    adaptive_settings: dict = field(default_factory=dict)  # rewards.TaskAdaptive keyword arguments
 
 
 @dataclass

@@ -1,25 +1,81 @@
 """Rewards with TRL's signature `f(completions, **columns) -> list[float | None]`.
 
-Names are stable: they are the logging keys (`rewards/<name>/mean`). `build_rewards` turns the
-params' `reward_funcs` names and settings into callables; `reward_weights` goes to GRPOConfig as is.
+Names are stable: they are the logging keys (`rewards/<name>/mean`, `rewards/<name>/std`).
+`build_rewards` turns the params' `rewards.funcs` names and settings (one dict per reward, keyed by
+its name, plus `adaptive` / `adaptive_settings`) into callables; `grpo.reward_weights` goes to
+GRPOConfig as is. Every reward reads the gold columns of schema.Example.to_row by name and returns
+None for rows whose task family it does not score. All are in [0, 1] (adaptive wrapping aside).
+
+| name        | families                     | what it scores                                        |
+|-------------|------------------------------|-------------------------------------------------------|
+| format      | all                          | valid JSON of the schema 1, repaired 0.5, else 0      |
+| entity      | ner, joint                   | soft F1 of entities (overlap and type partial credit) |
+| relation    | re, triples, joint           | soft F1 of triples (head, tail, type credit) / label  |
+| nary        | nary                         | Jaccard x label soft F1, duplicate/contradiction cost |
+| grounding   | ner, triples, nary, joint    | share of predicted strings found in the text          |
+| length      | all                          | within the gold structure's budget, no repetition     |
+| reasoning   | all                          | <think> quotes the text, names labels, supports answer|
+| factual, pathway, consistency, uncertainty | see verifiers.py | BioRLHF V1-V4            |
+| verifiers   | where any of V1-V4 applies   | weighted V1-V4, weights renormalised per example      |
+| binary      | all                          | 1 only for an exactly correct structure (ablation)    |
 """
 
 from __future__ import annotations
 
+from .adaptive import TaskAdaptive
+from .binary import BinaryReward
+from .grounding import grounding_reward
+from .length import LengthReward
+from .nary import NaryReward
 from .ner import EntityReward, format_reward
+from .reasoning import ReasoningReward
+from .relation import RelationReward
+from .verifiers import (ConsistencyReward, PathwayReward, UncertaintyReward, VerifierReward,
+                        factual_reward)
+
+
+def _shared(settings: dict, name: str, *keys: str) -> dict:
+    """A reward's own settings, plus the task-level ones it needs (symmetric relations, polarity)."""
+    own = dict(settings.get(name) or {})
+    for key in keys:
+        if key not in own and settings.get(key) is not None:
+            own[key] = settings[key]
+    return own
+
 
 REWARDS = {
     "format": lambda settings: format_reward,
-    "entity": lambda settings: EntityReward(**settings.get("entity", {})),
+    "entity": lambda settings: EntityReward(**(settings.get("entity") or {})),
+    "relation": lambda settings: RelationReward(**_shared(settings, "relation", "symmetric_relations")),
+    "nary": lambda settings: NaryReward(**(settings.get("nary") or {})),
+    "grounding": lambda settings: grounding_reward,
+    "length": lambda settings: LengthReward(**(settings.get("length") or {})),
+    "reasoning": lambda settings: ReasoningReward(**(settings.get("reasoning") or {})),
+    "factual": lambda settings: factual_reward,
+    "pathway": lambda settings: PathwayReward(**_shared(settings, "pathway", "polarity")),
+    "consistency": lambda settings: ConsistencyReward(**_shared(settings, "consistency", "polarity")),
+    "uncertainty": lambda settings: UncertaintyReward(
+        **_shared(settings, "uncertainty", "polarity", "symmetric_relations")),
+    "verifiers": lambda settings: VerifierReward(
+        **_shared(settings, "verifiers", "polarity", "symmetric_relations")),
+    "binary": lambda settings: BinaryReward(**_shared(settings, "binary", "symmetric_relations")),
 }
 
 
 def build_rewards(names: list[str], settings: dict | None = None) -> list:
+    """Reward callables for `names`; `settings` maps a reward name to its keyword arguments, and may hold
+    `symmetric_relations`, `polarity` (shared by the rewards that use them), `adaptive` (wrap every
+    reward in TaskAdaptive) and `adaptive_settings` (TaskAdaptive's keyword arguments)."""
     settings = settings or {}
     unknown = [n for n in names if n not in REWARDS]
     if unknown:
         raise KeyError(f"unknown reward(s) {unknown}; known: {sorted(REWARDS)}")
-    return [REWARDS[name](settings) for name in names]
+    funcs = [REWARDS[name](settings) for name in names]
+    if settings.get("adaptive"):
+        funcs = [TaskAdaptive(f, **(settings.get("adaptive_settings") or {})) for f in funcs]
+    return funcs
 
 
-__all__ = ["REWARDS", "build_rewards", "format_reward", "EntityReward"]
+__all__ = ["REWARDS", "build_rewards", "format_reward", "EntityReward", "RelationReward", "NaryReward",
+           "grounding_reward", "LengthReward", "ReasoningReward", "factual_reward", "PathwayReward",
+           "ConsistencyReward", "UncertaintyReward", "VerifierReward", "BinaryReward", "TaskAdaptive"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from ..matching import Span, greedy_match, overlap
 from ..parsing import REPAIRED, VALID
-from .common import gold_spans, parse_completion, predicted_spans
+from .common import MENTION_FAMILIES, gold_spans, parse_completion, predicted_spans
 
 _FORMAT_SCORE = {VALID: 1.0, REPAIRED: 0.5}
 
 
-def format_reward(completions, dataset, **kwargs) -> list[float]:
+def format_reward(completions, dataset, log_extra=None, **kwargs) -> list[float]:
     """How well the answer follows the output schema, in {0, 0.5, 1}.
 
     1 for JSON of the task's schema and nothing else; 0.5 when the parser had to repair it (code fences,
@@ -19,7 +19,10 @@ def format_reward(completions, dataset, **kwargs) -> list[float]:
     ...               dataset=["bc5cdr"] * 3)
     [1.0, 0.5, 0.0]
     """
-    return [_FORMAT_SCORE.get(parse_completion(c, d).status, 0.0) for c, d in zip(completions, dataset)]
+    parsed = [parse_completion(c, d) for c, d in zip(completions, dataset)]
+    if log_extra is not None:  # GRPO: the parser's verdict goes into the logged completions table
+        log_extra("parse", [f"{p.status}: {p.reason}" if p.reason else p.status for p in parsed])
+    return [_FORMAT_SCORE.get(p.status, 0.0) for p in parsed]
 
 
 format_reward.__name__ = "format"
@@ -51,7 +54,8 @@ class EntityReward:
     A pair scores 1 for exact span and type; `overlap_weight * IoU` for overlapping spans (character
     intersection over union); the span credit is multiplied by `type_credit` when the type is wrong.
     Predicted strings are mapped to spans in the source text (exact, normalised, fuzzy); a mention not in
-    the text matches nothing. An unparsable answer scores 0; None for rows whose task is not NER.
+    the text matches nothing. An unparsable answer scores 0; None for rows whose family has no entities
+    (applies to "ner" and "joint").
 
     Worked example (overlap_weight 0.5, type_credit 0.5), text "Naloxone reversed hypotension.",
     gold Naloxone/Chemical [0,8) and hypotension/Disease [18,29):
@@ -74,7 +78,7 @@ class EntityReward:
     def __call__(self, completions, text, entities, dataset, task, **kwargs) -> list[float | None]:
         rewards = []
         for completion, source, gold, name, family in zip(completions, text, entities, dataset, task):
-            if family != "ner":
+            if family not in MENTION_FAMILIES:
                 rewards.append(None)
                 continue
             parsed = parse_completion(completion, name)

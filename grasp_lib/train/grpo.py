@@ -9,6 +9,7 @@ in-process (`run(params, run_dir)`) or as
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -43,8 +44,10 @@ def run(params: Params, run_dir: str | Path) -> dict:
     model, tokenizer, peft_config = load_model(start, params.lora)
 
     # Rewards and trainer
-    rewards = build_rewards(params.rewards.funcs, {"entity": params.rewards.entity})
-    config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | params.grpo))
+    rewards = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
+    # completions with each reward go to checkpoints/grpo/completions/*.parquet (params can switch it off)
+    logging = {"log_completions": True, "num_completions_to_print": 0}
+    config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | logging | params.grpo))
     trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config)
     started = time.time()

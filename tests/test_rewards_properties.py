@@ -1,0 +1,261 @@
+"""Property tests (hypothesis) for the rewards, and agreement of rewards with the metrics."""
+
+import json
+import random
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from grasp_lib import tasks
+from grasp_lib.matching import Span
+from grasp_lib.metrics import example_counts, prf, score_predictions
+from grasp_lib.rewards import REWARDS, BinaryReward, EntityReward, NaryReward, RelationReward, build_rewards
+
+SPECS = {
+    "p_triples": tasks.TaskSpec("p_triples", "triples", "test", {"INHIBITOR": "i", "ACTIVATOR": "a"}),
+    "p_nary": tasks.TaskSpec("p_nary", "nary", "test", {"POS": "p", "NEG": "n"}),
+    "p_joint": tasks.TaskSpec("p_joint", "joint", "test", {"Chemical": "c", "Disease": "d"}, {"CID": "c"}),
+    "p_re": tasks.TaskSpec("p_re", "re", "test", {"CPR:3": "u", "CPR:4": "d"}),
+    "p_qa": tasks.TaskSpec("p_qa", "qa", "test", {}),
+}
+# hypothesis runs many examples in one test call, so the registry entries are added for the module
+# (and removed after it), not per example
+_saved = {}
+
+
+def setup_module():
+    for name, spec in SPECS.items():
+        _saved[name] = tasks.TASKS.get(name)
+        tasks.TASKS[name] = spec
+
+
+def teardown_module():
+    for name, old in _saved.items():
+        if old is None:
+            tasks.TASKS.pop(name, None)
+        else:
+            tasks.TASKS[name] = old
+
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Words of the text use letters a-h, hallucinated ones w-z: a hallucination never matches (even fuzzily).
+WORD = st.text(alphabet="abcdefgh", min_size=5, max_size=5)
+FAKE = st.text(alphabet="wxyz", min_size=5, max_size=5)
+TYPES = ["Chemical", "Disease"]
+
+
+def cols(r, n=1):
+    return {k: [v] * n for k, v in r.items()}
+
+
+@st.composite
+def ner_case(draw):
+    """A text of distinct 5-letter words, gold entities on some of them, a prediction that is a subset of
+    the gold (some retyped) plus hallucinated items, and one gold item the prediction misses."""
+    words = draw(st.lists(WORD, min_size=2, max_size=8, unique=True))
+    text = " ".join(words)
+    starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
+    chosen = draw(st.lists(st.integers(0, len(words) - 1), min_size=1, unique=True))
+    gold = [{"start": starts[i], "end": starts[i] + 5, "type": draw(st.sampled_from(TYPES)), "text": words[i]}
+            for i in sorted(chosen)]
+    kept = draw(st.lists(st.sampled_from(range(len(gold))), unique=True))
+    pred = [(gold[i]["text"], gold[i]["type"] if draw(st.booleans()) else draw(st.sampled_from(TYPES)))
+            for i in kept]
+    pred += [(w, draw(st.sampled_from(TYPES))) for w in draw(st.lists(FAKE, max_size=3, unique=True))]
+    missing = [g for i, g in enumerate(gold) if i not in kept]
+    return text, gold, pred, missing
+
+
+def ner_json(pred):
+    return json.dumps([{"text": m, "type": t} for m, t in pred])
+
+
+def ner_row(text, gold):
+    return {"text": text, "task": "ner", "dataset": "bc5cdr", "entities": gold, "relations": [], "label": None,
+            "combinations": [], "answer": None}
+
+
+def entity(pred, text, gold, **kw):
+    return EntityReward(**kw)([ner_json(pred)], **cols(ner_row(text, gold)))[0]
+
+
+@FAST
+@given(ner_case(), st.randoms())
+def test_entity_order_and_monotonicity(case, rnd):
+    text, gold, pred, missing = case
+    base = entity(pred, text, gold)
+    assert 0.0 <= base <= 1.0
+    shuffled = list(pred)
+    rnd.shuffle(shuffled)
+    assert entity(shuffled, text, gold) == pytest.approx(base)
+    perfect = [(g["text"], g["type"]) for g in gold]
+    assert entity(perfect, text, gold) == 1.0
+    for g in missing:  # adding a correct item never lowers the reward
+        assert entity(pred + [(g["text"], g["type"])], text, gold) >= base - 1e-12
+    assert entity(pred + [("wwwzz", "Chemical")], text, gold) <= base + 1e-12  # a hallucination never raises it
+
+
+@FAST
+@given(ner_case())
+def test_rewards_and_metrics_agree_on_the_same_predictions(case):
+    """Entity reward without partial credit == strict F1 of metrics; binary == (strict F1 is 1)."""
+    text, gold, pred, _ = case
+    r = ner_row(text, gold)
+    completion = ner_json(pred)
+    metrics, _ = score_predictions([r | {"id": "x"}], [completion])
+    strict = metrics["strict"]["micro"]["f1"]
+    assert entity(pred, text, gold, overlap_weight=0.0, type_credit=0.0) == pytest.approx(strict)
+    assert BinaryReward()([completion], **cols(r))[0] == float(strict == 1.0)
+    # and the partial schemes: the reward with full overlap and type credit never scores below "type" F1... the
+    # per-example counts of the metric are what the reward's matching uses
+    golds = [Span(g["start"], g["end"], g["type"]) for g in gold]
+    counts = example_counts([Span(text.find(m), text.find(m) + 5, t) if text.find(m) >= 0 else None
+                             for m, t in pred], golds, "strict")["ALL"]
+    assert prf(**counts)["f1"] == pytest.approx(strict)
+
+
+def test_gold_answers_on_real_sentences_score_the_same_in_rewards_and_metrics():
+    """On BC5CDR test sentences the gold answer scores 1 wherever the metric gives it strict F1 1; per
+    row the no-partial-credit entity reward equals the metric's strict F1, binary equals [F1 == 1].
+
+    (matching.align maps a mention to its first free occurrence, also inside a longer word: "dex" in
+    "dexamethasone" before the gold "dex". The metric and the rewards share that matcher, so they agree;
+    the gold answer then scores below 1 in both, on about 1.3% of test sentences.)"""
+    from grasp_lib.examples import build_examples
+
+    examples, _ = build_examples("bc5cdr", "test", "sentence")
+    rows = [e.to_row() for e in random.Random(0).sample(examples, 300)]
+    labels = tasks.get_task("bc5cdr").label_names
+    completions = []
+    for r in rows:
+        grouped = {label: [] for label in labels}
+        for e in r["entities"]:
+            grouped[e["type"]].append(e["text"])
+        completions.append(json.dumps(grouped, ensure_ascii=False))
+    strict = []
+    for r, c in zip(rows, completions):
+        metrics, _ = score_predictions([r], [c])
+        strict.append(metrics["strict"]["micro"]["f1"] if r["entities"] else 1.0)
+    assert sum(f == 1.0 for f in strict) >= 0.95 * len(rows)
+    columns = {k: [r[k] for r in rows] for k in rows[0] if k != "id"}
+    no_partial = EntityReward(overlap_weight=0.0, type_credit=0.0)(completions, **columns)
+    assert no_partial == pytest.approx(strict)
+    assert BinaryReward()(completions, **columns) == [float(f == 1.0) for f in strict]
+    for f in build_rewards(["format", "entity", "grounding", "length"]):
+        values = f(completions, **columns)
+        assert all(v == 1.0 for v, s in zip(values, strict) if s == 1.0), f.__name__
+
+
+# ------------------------------------------------------------------ relations and combinations
+@st.composite
+def triple_case(draw):
+    words = draw(st.lists(WORD, min_size=4, max_size=10, unique=True))
+    pairs = draw(st.lists(st.tuples(st.sampled_from(words), st.sampled_from(words)).filter(lambda p: p[0] != p[1]),
+                          min_size=1, max_size=5, unique=True))
+    gold = [(h, draw(st.sampled_from(["INHIBITOR", "ACTIVATOR"])), t) for h, t in pairs]
+    kept = draw(st.lists(st.sampled_from(range(len(gold))), unique=True))
+    pred = [gold[i] if draw(st.booleans()) else (gold[i][0], "ACTIVATOR", gold[i][2]) for i in kept]
+    pred += [(h, "INHIBITOR", t) for h, t in draw(st.lists(st.tuples(FAKE, FAKE), max_size=2))]
+    missing = [g for i, g in enumerate(gold) if i not in kept]
+    return gold, pred, missing
+
+
+def relation(pred, gold):
+    r = {"text": "", "task": "triples", "dataset": "p_triples", "entities": [],
+         "relations": [{"head": h, "relation": x, "tail": t} for h, x, t in gold],
+         "label": None, "combinations": [], "answer": None}
+    return RelationReward()([json.dumps([list(p) for p in pred])], **cols(r))[0]
+
+
+@FAST
+@given(triple_case(), st.randoms())
+def test_relation_order_and_monotonicity(case, rnd):
+    gold, pred, missing = case
+    base = relation(pred, gold)
+    assert 0.0 <= base <= 1.0
+    shuffled = list(pred)
+    rnd.shuffle(shuffled)
+    assert relation(shuffled, gold) == pytest.approx(base)
+    assert relation(gold, gold) == 1.0
+    for g in missing:
+        assert relation(pred + [g], gold) >= base - 1e-12
+    assert relation(pred + [("wwwww", "INHIBITOR", "zzzzz")], gold) <= base + 1e-12
+
+
+@st.composite
+def nary_case(draw):
+    drugs = draw(st.lists(WORD, min_size=4, max_size=10, unique=True))
+    sets = draw(st.lists(st.frozensets(st.sampled_from(drugs), min_size=2, max_size=4), min_size=1, max_size=4,
+                         unique=True))
+    gold = [(sorted(s), draw(st.sampled_from(["POS", "NEG"]))) for s in sets]
+    kept = draw(st.lists(st.sampled_from(range(len(gold))), unique=True))
+    pred = [(gold[i][0][:max(2, len(gold[i][0]) - draw(st.integers(0, 1)))], gold[i][1]) for i in kept]
+    pred += [(list(d), "POS") for d in draw(st.lists(st.lists(FAKE, min_size=2, max_size=3, unique=True),
+                                                      max_size=2, unique_by=lambda d: frozenset(d)))]
+    # a correct item the prediction misses, whose drug set the prediction has not claimed
+    claimed = {frozenset(d) for d, _ in pred}
+    missing = [g for i, g in enumerate(gold) if i not in kept and frozenset(g[0]) not in claimed]
+    return gold, pred, missing
+
+
+def nary(pred, gold):
+    r = {"text": "", "task": "nary", "dataset": "p_nary", "entities": [], "relations": [], "label": None,
+         "combinations": [{"drugs": d, "label": lab} for d, lab in gold], "answer": None}
+    return NaryReward()([json.dumps([{"drugs": d, "label": lab} for d, lab in pred])], **cols(r))[0]
+
+
+@FAST
+@given(nary_case(), st.randoms())
+def test_nary_order_and_monotonicity(case, rnd):
+    gold, pred, missing = case
+    base = nary(pred, gold)
+    assert 0.0 <= base <= 1.0
+    shuffled = [(rnd.sample(d, len(d)), lab) for d, lab in pred]
+    rnd.shuffle(shuffled)
+    assert nary(shuffled, gold) == pytest.approx(base)
+    assert nary(gold, gold) == 1.0
+    for g in missing:
+        assert nary(pred + [g], gold) >= base - 1e-12
+    fake = (["wwwww", "zzzzz"], "POS")
+    assume(frozenset(fake[0]) not in {frozenset(d) for d, _ in pred})
+    assert nary(pred + [fake], gold) <= base + 1e-12
+
+
+# ------------------------------------------------------------------ any string, every reward, every family
+ROWS = [
+    ner_row("Naloxone reversed clonidine-induced hypotension.",
+            [{"start": 0, "end": 8, "type": "Chemical", "text": "Naloxone"}]),
+    {"text": "aspirin inhibits COX-1", "task": "triples", "dataset": "p_triples", "entities": [],
+     "relations": [{"head": "aspirin", "relation": "INHIBITOR", "tail": "COX-1"}], "label": None,
+     "combinations": [], "answer": None},
+    {"text": "a and b", "task": "nary", "dataset": "p_nary", "entities": [], "relations": [], "label": None,
+     "combinations": [{"drugs": ["a", "b"], "label": "POS"}], "answer": None},
+    {"text": "cocaine seizures", "task": "joint", "dataset": "p_joint",
+     "entities": [{"start": 0, "end": 7, "type": "Chemical", "text": "cocaine"}],
+     "relations": [{"head": "cocaine", "relation": "CID", "tail": "seizures"}], "label": None,
+     "combinations": [], "answer": None},
+    {"text": "x", "task": "re", "dataset": "p_re", "entities": [], "relations": [], "label": "CPR:4",
+     "combinations": [], "answer": None},
+    {"text": "x", "task": "qa", "dataset": "p_qa", "entities": [], "relations": [], "label": None,
+     "combinations": [], "answer": "it increases COX-2"},
+]
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+                       lambda children: st.lists(children, max_size=4)
+                       | st.dictionaries(st.sampled_from(["Chemical", "Disease", "drugs", "label", "entities",
+                                                          "relations", "relation", "answer", "text", "type"]),
+                                         children, max_size=4), max_leaves=12)
+ANY_COMPLETION = (st.text(max_size=200) | JSONISH.map(json.dumps)
+                  | st.tuples(st.text(max_size=20), JSONISH.map(json.dumps), st.integers(0, 60)).map(
+                      lambda t: "<think>" + t[0] + "</think>" + t[1][:t[2] or None]))
+ALL = build_rewards(sorted(REWARDS))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ANY_COMPLETION, st.sampled_from(range(len(ROWS))))
+def test_any_string_never_raises_and_stays_in_range(completion, which):
+    r = ROWS[which]
+    for f in ALL:
+        out = f([completion, [{"role": "assistant", "content": completion}]], **cols(r, 2))
+        assert len(out) == 2 and out[0] == out[1]
+        assert out[0] is None or 0.0 <= out[0] <= 1.0, (f.__name__, completion, out)
