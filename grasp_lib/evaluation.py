@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .infer import generate
+from .infer import generate_result
 from .metrics import score_predictions
 from .models import load_model
 from .params import Params
@@ -18,11 +18,14 @@ def evaluate_model(model_name_or_dir: str, rows: list[dict], params: Params, run
     shots = shots_for(params, run_dir)
     conversations = [prompt_messages(r, params, shots) for r in rows]
     started = time.time()
-    completions = generate(model, tokenizer, conversations, batch_size=params.eval.batch_size,
-                           max_new_tokens=params.eval.max_new_tokens)
+    result = generate_result(model, tokenizer, conversations, batch_size=params.eval.batch_size,
+                             max_new_tokens=params.eval.max_new_tokens, engine=params.eval.engine,
+                             int8=params.eval.int8, prefix_cache=params.eval.prefix_cache,
+                             max_prompt_tokens=params.eval.max_prompt_tokens)
     seconds = time.time() - started
-    metrics, records = score_predictions(rows, [c[0] for c in completions])
+    metrics, records = score_predictions(rows, [c[0] for c in result.texts])
     metrics["generation_seconds"] = seconds
+    metrics["generation"] = result.summary()  # engine, truncated prompts, token counts
     return metrics, records
 
 

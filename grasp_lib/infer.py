@@ -1,19 +1,333 @@
-"""Batched generation: length-sorted batches, left padding, KV cache, K samples per prompt."""
+"""Batched generation: length-sorted batches, left padding, KV cache, K samples per prompt.
+
+Two engines behind one call, `generate` (or `generate_result` for the details):
+
+- `plain`: transformers' `model.generate` on left-padded, length-sorted batches (the reference).
+- `fast` (default): `Engine`, a decode loop over the same model forward that
+  (1) computes the key/value prefix shared by every prompt of the call (the hierarchical system prompt,
+  identical for every example of a task) once and reuses it in every batch, (2) prefills identical prompts
+  once when K samples are drawn per prompt, (3) drops each sequence from the batch as soon as it emits an
+  end-of-turn token, so the batch shrinks instead of decoding padding, and (4) optionally runs on int8
+  weights (PyTorch dynamic quantization of every linear layer, the LM head included).
+  In fp32 and greedy it reproduces `model.generate` token for token: same inputs, same positions, same
+  mask; the prefix only moves the padding between the shared prefix and the rest of the prompt, where
+  the attention mask hides it.
+
+Prompts longer than `max_prompt_tokens` are cut in the middle (the head, which holds the task prompt, and
+the chat template's closing tokens are kept); every cut is counted in the `GenerationResult` and logged.
+"""
 
 from __future__ import annotations
+
+import copy
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
+log = logging.getLogger(__name__)
 
-def generate(model, tokenizer, conversations: list[list[dict]], batch_size: int = 16, max_new_tokens: int = 96,
-             do_sample: bool = False, temperature: float = 1.0, num_samples: int = 1, seed: int = 0,
-             progress: bool = True) -> list[list[str]]:
-    """Completions for chat conversations: one list of `num_samples` strings per conversation, in input order."""
+ENGINES = ("fast", "plain")
+
+
+@dataclass
+class GenerationResult:
+    """Completions plus what happened on the way (truncation is reported here, never silent)."""
+
+    texts: list[list[str]]  # per conversation, `num_samples` completions, in input order
+    token_ids: list[list[list[int]]]  # the same as token ids (end-of-turn token included when emitted)
+    engine: str = "fast"
+    int8: bool = False
+    truncated: list[int] = field(default_factory=list)  # input indices whose prompt was cut
+    max_prompt_tokens: int | None = None
+    prompt_tokens: int = 0  # after truncation, summed over conversations
+    prefix_tokens: int = 0  # shared prefix computed once (fast engine)
+    new_tokens: int = 0  # generated, summed over all completions
+    unfinished: int = 0  # completions that hit max_new_tokens without an end-of-turn token
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        return {"engine": self.engine, "int8": self.int8, "conversations": len(self.texts),
+                "truncated_prompts": len(self.truncated), "max_prompt_tokens": self.max_prompt_tokens,
+                "prompt_tokens": self.prompt_tokens, "prefix_tokens": self.prefix_tokens,
+                "new_tokens": self.new_tokens, "unfinished": self.unfinished, "seconds": self.seconds}
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """End-of-turn ids: the model's generation_config.eos_token_id (what model.generate stops on)."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None]
+
+
+def template_tail(tokenizer) -> int:
+    """Number of tokens the chat template puts after the last user message (kept when truncating)."""
+    marker = "\u2063TAIL\u2063"
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": marker}], tokenize=False,
+                                             add_generation_prompt=True)
+    tail = rendered.split(marker, 1)[1] if marker in rendered else ""
+    return len(tokenizer(tail, add_special_tokens=False)["input_ids"])
+
+
+def truncate_ids(ids: list[int], limit: int, tail: int) -> list[int]:
+    """`ids` cut to `limit` tokens: the head and the last `tail` tokens are kept, the middle goes."""
+    if len(ids) <= limit:
+        return ids
+    tail = min(tail, limit - 1)
+    return ids[:limit - tail] + (ids[len(ids) - tail:] if tail else [])
+
+
+def encode_conversations(tokenizer, conversations: list[list[dict]], max_prompt_tokens: int | None
+                         ) -> tuple[list[list[int]], list[int]]:
+    """Chat-template token ids per conversation, and the indices that had to be truncated."""
     prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    truncated = []
+    if max_prompt_tokens is not None:
+        tail = template_tail(tokenizer)
+        for i, ids in enumerate(encoded):
+            if len(ids) > max_prompt_tokens:
+                encoded[i] = truncate_ids(ids, max_prompt_tokens, tail)
+                truncated.append(i)
+    return encoded, truncated
+
+
+def common_prefix_length(sequences: list[list[int]]) -> int:
+    """Length of the longest token prefix that every sequence shares."""
+    if not sequences:
+        return 0
+    first, n = sequences[0], min(len(s) for s in sequences)
+    for s in sequences[1:]:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+        if n == 0:
+            break
+    return n
+
+
+# ---------------------------------------------------------------- sampling
+
+
+@dataclass
+class Sampling:
+    """Next-token choice; the warpers run in model.generate's order (temperature, top-k, top-p, min-p)."""
+
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+
+    def pick(self, logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        if not self.do_sample:
+            return logits.argmax(dim=-1)
+        scores = logits.float()
+        if self.temperature and self.temperature != 1.0:
+            scores = scores / self.temperature
+        if self.top_k:
+            k = min(int(self.top_k), scores.shape[-1])
+            kth = torch.topk(scores, k, dim=-1).values[..., -1, None]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if self.top_p is not None and self.top_p < 1.0:
+            sorted_scores, sorted_idx = torch.sort(scores, descending=False)
+            cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+            remove = cumulative <= (1 - self.top_p)
+            remove[..., -1:] = False  # keep at least one token
+            scores = scores.masked_fill(remove.scatter(1, sorted_idx, remove), float("-inf"))
+        if self.min_p is not None and self.min_p > 0:
+            probs = scores.softmax(dim=-1)
+            threshold = self.min_p * probs.max(dim=-1, keepdim=True).values
+            scores = scores.masked_fill(probs < threshold, float("-inf"))
+        probs = scores.softmax(dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+# ---------------------------------------------------------------- the fast engine
+
+
+def quantize_int8(model):
+    """A copy of `model` whose linear layers (LM head included) run with int8 weights (dynamic quantization)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    model = copy.deepcopy(model).eval()
+    if getattr(model.config, "tie_word_embeddings", False):
+        # untie so that quantizing the head leaves the input embedding in fp32
+        head = model.get_output_embeddings()
+        head.weight = torch.nn.Parameter(head.weight.detach().clone(), requires_grad=False)
+    with warnings.catch_warnings():  # torch.ao's deprecation notices; the eager API still works in torch 2.13
+        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+class Engine:
+    """Greedy or sampled decoding with a shared-prefix KV cache and per-sequence stopping.
+
+    `model` is used as is (its current weights: GRPO calls this with the policy of the current step);
+    `int8=True` works on a quantized copy made once here. Use `generate_ids` for token ids and
+    `generate` for chat conversations.
+    """
+
+    def __init__(self, model, tokenizer, *, int8: bool = False, batch_size: int = 32, prefix_cache: bool = True,
+                 stop_ids: list[int] | None = None, set_eval: bool = True):
+        self.tokenizer = tokenizer
+        self.set_eval = set_eval  # False: decode in the model's current mode (GRPO keeps TRL's behaviour)
+        self.int8 = int8
+        self.model = quantize_int8(model) if int8 else model
+        self.batch_size = batch_size
+        self.prefix_cache = prefix_cache
+        self.stop_ids = stop_ids if stop_ids is not None else stop_token_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (self.stop_ids[0] if self.stop_ids else 0)
+
+    # -- forward with a cache
+    def _forward(self, input_ids, attention_mask, position_ids, cache):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         cache=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1, :]
+
+    def _prefix_kv(self, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        from transformers import DynamicCache
+
+        if not prefix:
+            return None
+        cache = DynamicCache()
+        ids = torch.tensor([prefix])
+        self.model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=torch.arange(len(prefix))[None],
+                   cache=cache, use_cache=True, logits_to_keep=1)
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    @torch.inference_mode()
+    def generate_ids(self, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling | None = None,
+                     num_samples: int = 1, seed: int | None = 0, progress: bool = False,
+                     stats: dict | None = None) -> list[list[list[int]]]:
+        """New token ids per prompt: `num_samples` lists each, ending with the stop token when one was emitted.
+
+        Identical prompts in a batch (K samples, or GRPO's repeated prompts) are prefilled once.
+        `seed=None` samples from torch's global generator (the trainer's seeded state).
+        """
+        sampling = sampling or Sampling()
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("empty prompt: a prompt needs at least one token")
+        outputs: list[list[list[int]]] = [[[] for _ in range(num_samples)] for _ in prompts]
+        if stats is not None:
+            stats.setdefault("prefix_tokens", 0)
+            stats.setdefault("unfinished", 0)
+        if not prompts or max_new_tokens <= 0:
+            return outputs
+        was_training = self.model.training
+        if self.set_eval:
+            self.model.eval()
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        # The shared prefix, computed once; every prompt keeps at least one token of its own.
+        n_prefix = 0
+        if self.prefix_cache:
+            n_prefix = min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1)
+        prefix_kv = self._prefix_kv(prompts[0][:n_prefix]) if n_prefix > 0 else None
+        suffixes = [p[n_prefix:] for p in prompts]
+        # Length-sorted batches of (prompt, sample) rows; rows of one prompt stay adjacent.
+        rows = sorted(((i, k) for i in range(len(prompts)) for k in range(num_samples)),
+                      key=lambda r: (-len(suffixes[r[0]]), r[0], r[1]))
+        batches = [rows[j:j + self.batch_size] for j in range(0, len(rows), self.batch_size)]
+        unfinished = 0
+        try:
+            for batch in tqdm(batches, desc="generate", disable=not progress):
+                tokens = self._decode_batch([suffixes[i] for i, _ in batch], n_prefix, prefix_kv, max_new_tokens,
+                                            sampling, generator)
+                for (i, k), t in zip(batch, tokens):
+                    outputs[i][k] = t
+                unfinished += sum(1 for t in tokens if not t or t[-1] not in self.stop_ids)
+        finally:
+            if was_training and self.set_eval:
+                self.model.train()
+        if stats is not None:
+            stats["prefix_tokens"] = max(stats["prefix_tokens"], n_prefix)
+            stats["unfinished"] += unfinished
+        return outputs
+
+    def _decode_batch(self, suffixes, n_prefix, prefix_kv, max_new_tokens, sampling, generator):
+        from transformers import DynamicCache
+
+        # one prefill per distinct prompt; rows of the same prompt share it
+        unique: dict[tuple, int] = {}
+        row_of = torch.tensor([unique.setdefault(tuple(s), len(unique)) for s in suffixes])
+        distinct = [list(s) for s in unique]
+        n, width = len(distinct), max(len(s) for s in distinct)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, n_prefix + width), dtype=torch.long)
+        mask[:, :n_prefix] = 1
+        for b, s in enumerate(distinct):
+            ids[b, width - len(s):] = torch.tensor(s)
+            mask[b, n_prefix + width - len(s):] = 1
+        # positions as model.generate derives them from the mask: real tokens count 0, 1, 2, ...
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)[:, n_prefix:]
+        cache = DynamicCache()
+        if prefix_kv is not None:
+            cache = DynamicCache(ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1))
+                                                 for k, v in prefix_kv])
+        logits = self._forward(ids, mask, positions, cache)
+        if n < len(suffixes):
+            cache.batch_select_indices(row_of)
+        logits, mask, last_pos = logits[row_of], mask[row_of], positions[row_of, -1]
+        tokens: list[list[int]] = [[] for _ in suffixes]
+        alive = torch.arange(len(suffixes))
+        stop = torch.tensor(self.stop_ids, dtype=torch.long)
+        for step in range(max_new_tokens):
+            chosen = sampling.pick(logits, generator)
+            for r, t in zip(alive.tolist(), chosen.tolist()):
+                tokens[r].append(t)
+            if step == max_new_tokens - 1:
+                break
+            keep = ~torch.isin(chosen, stop)
+            if not keep.all():  # finished rows leave the batch
+                if not keep.any():
+                    break
+                idx = keep.nonzero().squeeze(1)
+                cache.batch_select_indices(idx)
+                alive, chosen, mask, last_pos = alive[idx], chosen[idx], mask[idx], last_pos[idx]
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+            last_pos = last_pos + 1
+            logits = self._forward(chosen[:, None], mask, last_pos[:, None], cache)
+        return tokens
+
+    def generate(self, conversations: list[list[dict]], max_new_tokens: int = 96, sampling: Sampling | None = None,
+                 num_samples: int = 1, seed: int = 0, progress: bool = False,
+                 max_prompt_tokens: int | None = None) -> GenerationResult:
+        """Conversations grouped by system message (one task prompt each), each group with its own prefix."""
+        started = time.time()
+        encoded, truncated = encode_conversations(self.tokenizer, conversations, max_prompt_tokens)
+        groups: dict[str, list[int]] = {}
+        for i, c in enumerate(conversations):
+            system = c[0]["content"] if c and c[0].get("role") == "system" else ""
+            groups.setdefault(system, []).append(i)
+        ids: list[list[list[int]]] = [[] for _ in encoded]
+        stats: dict = {}
+        for members in groups.values():
+            out = self.generate_ids([encoded[i] for i in members], max_new_tokens, sampling, num_samples, seed,
+                                    progress, stats)
+            for i, o in zip(members, out):
+                ids[i] = o
+        return _result(self.tokenizer, ids, "fast", self.int8, encoded, truncated, max_prompt_tokens,
+                       stats.get("prefix_tokens", 0), stats.get("unfinished", 0), started)
+
+
+# ---------------------------------------------------------------- the reference engine
+
+
+def _plain_generate(model, tokenizer, encoded, batch_size, max_new_tokens, do_sample, temperature, num_samples,
+                    seed, progress) -> list[list[list[int]]]:
+    """transformers' model.generate on length-sorted, left-padded batches (the reference)."""
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
-    outputs: list[list[str]] = [[] for _ in prompts]
+    outputs: list[list[list[int]]] = [[] for _ in encoded]
+    stops = stop_token_ids(model, tokenizer)
     tokenizer.padding_side = "left"
     torch.manual_seed(seed)
     model.eval()
@@ -26,8 +340,67 @@ def generate(model, tokenizer, conversations: list[list[dict]], batch_size: int 
                                        top_p=None, top_k=None,
                                        num_return_sequences=num_samples,
                                        pad_token_id=tokenizer.pad_token_id)
-        new_tokens = generated[:, inputs["input_ids"].shape[1]:]
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        new_tokens = generated[:, inputs["input_ids"].shape[1]:].tolist()
         for k, i in enumerate(batch):
-            outputs[i] = texts[k * num_samples:(k + 1) * num_samples]
+            outputs[i] = [_cut_at_stop(t, stops) for t in new_tokens[k * num_samples:(k + 1) * num_samples]]
     return outputs
+
+
+def _cut_at_stop(ids: list[int], stops: list[int]) -> list[int]:
+    for j, t in enumerate(ids):
+        if t in stops:
+            return ids[:j + 1]
+    return ids
+
+
+def _result(tokenizer, ids, engine, int8, encoded, truncated, max_prompt_tokens, prefix_tokens, unfinished, started):
+    texts = [tokenizer.batch_decode(samples, skip_special_tokens=True) if samples else [] for samples in ids]
+    result = GenerationResult(texts=texts, token_ids=ids, engine=engine, int8=int8, truncated=truncated,
+                              max_prompt_tokens=max_prompt_tokens, prompt_tokens=sum(len(e) for e in encoded),
+                              prefix_tokens=prefix_tokens, new_tokens=sum(len(t) for s in ids for t in s),
+                              unfinished=unfinished, seconds=time.time() - started)
+    if truncated:
+        log.warning("generate: %d of %d prompts were longer than max_prompt_tokens=%d and were cut in the middle",
+                    len(truncated), len(encoded), max_prompt_tokens)
+    return result
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def generate_result(model, tokenizer, conversations: list[list[dict]], batch_size: int = 16, max_new_tokens: int = 96,
+                    do_sample: bool = False, temperature: float = 1.0, num_samples: int = 1, seed: int = 0,
+                    progress: bool = True, *, engine: str = "fast", int8: bool = False, prefix_cache: bool = True,
+                    max_prompt_tokens: int | None = None) -> GenerationResult:
+    """Completions for chat conversations plus counts (truncated prompts, tokens, time); see `generate`."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} unknown; valid: {list(ENGINES)}")
+    if engine == "plain" and int8:
+        raise ValueError("int8 needs engine='fast'")
+    if max_prompt_tokens is None:
+        limit = getattr(model.config, "max_position_embeddings", None)
+        max_prompt_tokens = limit - max_new_tokens if limit else None
+    if engine == "fast":
+        fast = Engine(model, tokenizer, int8=int8, batch_size=batch_size, prefix_cache=prefix_cache)
+        return fast.generate(conversations, max_new_tokens, Sampling(do_sample, temperature), num_samples, seed,
+                             progress, max_prompt_tokens)
+    started = time.time()
+    encoded, truncated = encode_conversations(tokenizer, conversations, max_prompt_tokens)
+    ids = _plain_generate(model, tokenizer, encoded, batch_size, max_new_tokens, do_sample, temperature,
+                          num_samples, seed, progress) if encoded else []
+    stops = stop_token_ids(model, tokenizer)
+    unfinished = sum(1 for s in ids for t in s if not t or t[-1] not in stops)
+    return _result(tokenizer, ids, "plain", False, encoded, truncated, max_prompt_tokens, 0, unfinished, started)
+
+
+def generate(model, tokenizer, conversations: list[list[dict]], batch_size: int = 16, max_new_tokens: int = 96,
+             do_sample: bool = False, temperature: float = 1.0, num_samples: int = 1, seed: int = 0,
+             progress: bool = True, **options) -> list[list[str]]:
+    """Completions for chat conversations: one list of `num_samples` strings per conversation, in input order.
+
+    Options (keyword): engine='fast'|'plain', int8=False, prefix_cache=True, max_prompt_tokens=None
+    (None: the model's context minus max_new_tokens). Truncated prompts are logged; call
+    `generate_result` to get their indices.
+    """
+    return generate_result(model, tokenizer, conversations, batch_size, max_new_tokens, do_sample, temperature,
+                           num_samples, seed, progress, **options).texts

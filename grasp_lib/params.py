@@ -65,6 +65,10 @@ class RewardParams:
 class EvalParams:
     batch_size: int = 16
     max_new_tokens: int = 96
+    engine: str = "fast"  # fast (grasp_lib.infer.Engine: shared-prefix KV cache, per-sequence stop) | plain (model.generate)
+    int8: bool = False  # fast engine only: int8 weights (dynamic quantization of the linear layers)
+    prefix_cache: bool = True  # fast engine: compute the shared task prompt's key/value prefix once
+    max_prompt_tokens: int | None = None  # longer prompts are cut (and counted); null = context - max_new_tokens
 
 
 @dataclass

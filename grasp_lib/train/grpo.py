@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import os
 import time
 from pathlib import Path
 
@@ -25,6 +27,56 @@ def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
     """Prompt plus the columns the rewards read (TRL passes extra columns to every reward function)."""
     return [{"prompt": prompt_messages(r, params, shots)} | {k: v for k, v in r.items() if k != "id"}
             for r in rows]
+
+
+@functools.cache
+def fast_rollout_trainer():
+    """GRPOTrainer whose rollouts run through grasp_lib.infer.Engine (shared-prefix KV cache, identical prompts
+    prefilled once, finished sequences leave the batch) on the current policy weights, fp32.
+
+    Only TRL's plain-transformers generation step (`_generate_single_turn`) is replaced, and only where the
+    engine reproduces it: no vLLM / continuous batching, no images or tools, no repetition penalty or other
+    extra generation kwargs. Sampling is the same distribution (temperature, top-k, top-p, min-p in
+    model.generate's order) from torch's seeded global generator; the returned ids end at the first EOS as
+    TRL's own masking does, so rewards, advantages and the loss are untouched. `GRASP_ROLLOUTS=plain` in the
+    environment selects TRL's path (for timing comparisons).
+    """
+    import torch
+    from trl import GRPOTrainer
+    from trl.models import unwrap_model_for_generation
+
+    from ..infer import Engine, Sampling
+
+    class FastRolloutGRPOTrainer(GRPOTrainer):
+        def _fast_rollouts_apply(self, images, multimodal_fields) -> bool:
+            config = self.generation_config
+            extra = set(self.args.generation_kwargs or {}) - {"max_new_tokens", "temperature", "top_p", "top_k",
+                                                              "min_p", "do_sample", "cache_implementation"}
+            return (not self.use_vllm and not getattr(self, "use_transformers_continuous_batching", False)
+                    and not images and not multimodal_fields and not self.tools and not self._is_vlm
+                    and config.repetition_penalty in (None, 1.0) and not extra)
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
+                                  has_tool_images=False):
+            if not self._fast_rollouts_apply(images, multimodal_fields):
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                     has_tool_images)
+            config = self.generation_config
+            sampling = Sampling(do_sample=bool(config.do_sample), temperature=config.temperature or 1.0,
+                                top_k=config.top_k, top_p=config.top_p, min_p=config.min_p)
+            with (unwrap_model_for_generation(self.model_wrapped, self.accelerator,
+                                              gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                                              generation_kwargs=self.generation_kwargs,
+                                              gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs
+                                              ) as unwrapped_model,
+                  torch.no_grad()):
+                # a fresh engine per step: the policy weights changed, so the prefix is recomputed
+                engine = Engine(unwrapped_model, self._tokenizer, batch_size=max(1, len(prompt_ids)),
+                                stop_ids=list(self.eos_token_ids), set_eval=False)
+                ids = engine.generate_ids([list(p) for p in prompt_ids], config.max_new_tokens, sampling, seed=None)
+            return [samples[0] for samples in ids], None
+
+    return FastRolloutGRPOTrainer
 
 
 def run(params: Params, run_dir: str | Path) -> dict:
@@ -48,7 +100,8 @@ def run(params: Params, run_dir: str | Path) -> dict:
     # completions with each reward go to checkpoints/grpo/completions/*.parquet (params can switch it off)
     logging = {"log_completions": True, "num_completions_to_print": 0}
     config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | logging | params.grpo))
-    trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
+    trainer_cls = GRPOTrainer if os.environ.get("GRASP_ROLLOUTS") == "plain" else fast_rollout_trainer()
+    trainer = trainer_cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config)
     started = time.time()
     trainer.train()
