@@ -21,39 +21,60 @@ class Span:
     type: str
 
 
-def locate(text: str, mention: str, taken: set[tuple[int, int]]) -> tuple[int, int] | None:
-    """The first occurrence of `mention` not yet taken: exact, then case/whitespace-insensitive, then fuzzy."""
-    if not mention.strip():
-        return None
+def _free(span: tuple[int, int], taken: set[tuple[int, int]]) -> bool:
+    return all(span[1] <= a or span[0] >= b for a, b in taken)
+
+
+def _whole_words(text: str, span: tuple[int, int]) -> bool:
+    """The span does not start or end inside a word ("dex" inside "dexamethasone" does)."""
+    before = text[span[0] - 1] if span[0] > 0 else " "
+    after = text[span[1]] if span[1] < len(text) else " "
+    return not (before.isalnum() and text[span[0]].isalnum()) and not (after.isalnum() and text[span[1] - 1].isalnum())
+
+
+def _candidates(text: str, mention: str):
+    """Occurrences in preference order: exact, then case- and whitespace-insensitive."""
     start = text.find(mention)
     while start >= 0:
-        if (start, start + len(mention)) not in taken:
-            return start, start + len(mention)
+        yield start, start + len(mention)
         start = text.find(mention, start + 1)
     pattern = r"\s+".join(re.escape(token) for token in mention.split())
     for m in re.finditer(pattern, text, flags=re.IGNORECASE):
-        if m.span() not in taken:
-            return m.span()
+        yield m.span()
+
+
+def locate(text: str, mention: str, taken: set[tuple[int, int]]) -> tuple[int, int] | None:
+    """The first free occurrence of `mention`: whole-word occurrences first (exact, then case- and
+    whitespace-insensitive), then inside words, then fuzzy. Free = overlapping no span already claimed."""
+    if not mention.strip():
+        return None
+    candidates = list(dict.fromkeys(_candidates(text, mention)))
+    for span in candidates:
+        if _whole_words(text, span) and _free(span, taken):
+            return span
+    for span in candidates:
+        if _free(span, taken):
+            return span
     if len(mention) >= 4:
         alignment = fuzz.partial_ratio_alignment(mention, text, score_cutoff=FUZZY_MIN_SCORE)
         if alignment is not None:
             span = (alignment.dest_start, alignment.dest_end)
-            if span not in taken and span[0] < span[1]:
+            if span[0] < span[1] and _free(span, taken):
                 return span
     return None
 
 
 def align(text: str, mentions: tuple[tuple[str, str], ...] | list) -> list[Span | None]:
-    """Spans for predicted (text, type) mentions; a repeated mention claims the next occurrence."""
+    """Spans for predicted (text, type) mentions, in input order; a repeated mention claims the next
+    occurrence. Longer mentions claim first, so "alkali" cannot take the middle of "Milk-alkali syndrome"."""
     taken: set[tuple[int, int]] = set()
-    spans = []
-    for mention, label in mentions:
+    spans: list[Span | None] = [None] * len(mentions)
+    for i in sorted(range(len(mentions)), key=lambda k: -len(mentions[k][0])):
+        mention, label = mentions[i]
         found = locate(text, mention, taken)
-        if found is None:
-            spans.append(None)
-        else:
+        if found is not None:
             taken.add(found)
-            spans.append(Span(found[0], found[1], label))
+            spans[i] = Span(found[0], found[1], label)
     return spans
 
 

@@ -36,3 +36,30 @@ def test_overlap_and_greedy_match():
     # pred 0 fits gold 1 best; pred 1 can then only take gold 0
     assert greedy_match([[0.2, 0.9], [0.5, 0.0]]) == [(0, 1, 0.9), (1, 0, 0.5)]
     assert greedy_match([[0.0]]) == []
+
+
+@pytest.mark.parametrize("text, mention, taken, expected", [
+    ("dexamethasone (dex) was given", "dex", set(), (15, 18)),  # whole word preferred over "dex" in "dexamethasone"
+    ("dopaminergic neurons and dopamine", "dopamine", set(), (25, 33)),
+    ("dopaminergic neurons", "dopamine", set(), (0, 8)),  # only inside a word: still located
+    ("renal failure and failure", "failure", {(0, 13)}, (18, 25)),  # never inside a claimed span
+])
+def test_locate_prefers_whole_words_and_free_spans(text, mention, taken, expected):
+    assert locate(text, mention, taken) == expected
+
+
+def test_gold_answers_land_on_the_gold_spans_on_real_sentences():
+    """Every gold target (grouped by type, as the model answers), parsed and aligned, gives exactly the
+    gold spans on all BC5CDR test sentences."""
+    from grasp_lib.examples import build_examples
+    from grasp_lib.parsing import parse
+    from grasp_lib.prompts import ner_target
+
+    examples, _ = build_examples("bc5cdr", "test", "sentence")
+    labels = ("Chemical", "Disease")
+    wrong = 0
+    for ex in examples:
+        parsed = parse(ner_target(ex.entities, list(labels)), labels)
+        spans = {(s.start, s.end, s.type) for s in align(ex.text, parsed.mentions) if s}
+        wrong += spans != {(e["start"], e["end"], e["type"]) for e in ex.entities}
+    assert wrong == 0
