@@ -25,6 +25,7 @@ kernel: install
 	$(PY) -m ipykernel install --sys-prefix --name grasp --display-name "GRASP (.venv)" >/dev/null
 
 run: install kernel
+	$(PY) -m grasp_lib data fetch --if-missing   # fresh machine: download and verify the corpora
 	$(PY) -m grasp_lib run $(PARAMS)
 
 test: install

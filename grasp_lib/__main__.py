@@ -1,4 +1,4 @@
-"""Command line: `python -m grasp_lib run PARAMS [-p key=value ...]`."""
+"""Command line: `python -m grasp_lib run PARAMS [-p key=value ...]`; `python -m grasp_lib data fetch [names]`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a param (dotted keys: sft.learning_rate=1e-4); repeatable")
     run.add_argument("--notebooks", help="comma-separated subset, e.g. 05_evaluate,06_figures")
+    _add_data_parser(commands)
     args = parser.parse_args(argv)
+
+    if args.command == "data":
+        return _data(args)
 
     from . import runner
 
@@ -27,6 +31,38 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def _add_data_parser(commands) -> None:
+    data = commands.add_parser("data", help="corpora: fetch them onto this machine")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_commands.add_parser("fetch", help="download the corpora from their public sources, verify "
+                                                   "SHA-256 checksums; idempotent")
+    fetch.add_argument("names", nargs="*", help="datasets (registry names); all when none")
+    fetch.add_argument("--data-dir", help="target data root (default: GRASP_DATA_DIR, ../shared/data, "
+                                          "else ~/.cache/grasp/data)")
+    fetch.add_argument("--base-url", help="a mirror laid out like the data root, instead of the public sources")
+    fetch.add_argument("--if-missing", action="store_true", help="do nothing when every corpus folder exists")
+
+
+def _data(args) -> int:
+    from .corpora.fetch import ChecksumError, FetchError, fetch, missing_data
+    from pathlib import Path
+
+    from .paths import data_root
+
+    target = Path(args.data_dir).expanduser() if args.data_dir else data_root()
+    if args.if_missing and not missing_data(target):
+        print(f"data root {target}: every corpus is present")
+        return 0
+    try:
+        counts = fetch(args.names, target, args.base_url)
+    except (ChecksumError, FetchError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"data root {target}: {counts['files']} files, {counts['downloaded']} downloaded, "
+          f"{counts['present']} already present and verified")
+    return 0
 
 
 if __name__ == "__main__":

@@ -57,12 +57,44 @@ def evaluate_run(params: Params, run_dir: Path) -> dict:
 
 
 def f1_table(metrics: dict) -> list[dict]:
-    """One row per stage: strict and partial micro-F1 overall and strict F1 per type."""
+    """One row per stage: strict and partial micro-F1 overall and strict F1 per type; for a multi-dataset
+    run the NER columns are pooled over its NER datasets and each dataset adds its headline F1 column."""
     table = []
     for stage, m in metrics.items():
-        row = {"stage": stage, "n": m["n"], "strict_f1": m["strict"]["micro"]["f1"],
-               "partial_f1": m["partial"]["micro"]["f1"]}
-        row |= {f"strict_f1_{label}": v["f1"] for label, v in m["strict"]["per_type"].items()}
+        row = {"stage": stage, "n": m["n"]}
+        if "strict" in m:
+            row |= {"strict_f1": m["strict"]["micro"]["f1"], "partial_f1": m["partial"]["micro"]["f1"]}
+            if "datasets" not in m:
+                row |= {f"strict_f1_{label}": v["f1"] for label, v in m["strict"]["per_type"].items()}
+        row |= {name: d["headline"]["value"] for name, d in m.get("datasets", {}).items()}
         row |= {f"parse_{k}": v for k, v in m["parse_status"].items()}
         table.append(row)
+    return table
+
+
+def _pick(d: dict, *path):
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def dataset_table(metrics: dict) -> list[dict]:
+    """Long table for multi-dataset runs: one row per (stage, dataset) with the dataset's usual numbers."""
+    table = []
+    for stage, m in metrics.items():
+        for name, d in m.get("datasets", {}).items():
+            row = {"stage": stage, "dataset": name, "family": d["family"], "n": d["n"],
+                   "headline": d["headline"]["name"], "value": d["headline"]["value"],
+                   "parse_unparsable": d["parse_status"].get("unparsable", 0)}
+            extra = {"ner": {"strict_f1": ("strict", "micro", "f1"), "partial_f1": ("partial", "micro", "f1")},
+                     "re": {"micro_f1": ("micro", "f1"), "accuracy": ("accuracy",)},
+                     "triples": {"triple_f1": ("strict", "f1")},
+                     "nary": {f"{v}_{c}": (f"{v}_{c}", "f1") for v in ("pos", "any") for c in ("exact", "partial")},
+                     "joint": {"entity_f1": ("entities", "strict", "micro", "f1"),
+                               "relation_f1": ("relations", "strict", "f1")},
+                     "qa": {"exact_match": ("exact_match",), "token_f1": ("token_f1",)}}[d["family"]]
+            row |= {k: _pick(d, *path) for k, path in extra.items()}
+            table.append(row)
     return table

@@ -1,7 +1,9 @@
-"""From corpora to examples: cut documents into units, sample seeded splits, write JSONL rows.
+"""From corpora to examples: cut documents into rows of each task family, sample seeded splits, write JSONL.
 
-Rows carry the gold entities with offsets into the row's text; prompts and targets are built from
-them later (prompt levels are a params choice, the data is not).
+Rows carry every gold field (schema.Example.to_row) plus `alternatives` (BC2GM's ALTGENE boundaries,
+empty elsewhere); prompts and targets are built from them later (prompt levels are a params choice,
+the data is not). One dataset (`data.dataset`) or a multi-task mixture (`data.mixture`), optionally with
+a two-stage SFT curriculum (`data.curriculum`).
 """
 
 from __future__ import annotations
@@ -13,39 +15,186 @@ from pathlib import Path
 
 from . import corpora
 from .params import DataParams
-from .schema import Example, split_units
+from .schema import Document, Entity, Example, split_units
 from .tasks import get_task
 
 
-def build_examples(name: str, split: str, unit: str, data_dir: str | None = None) -> tuple[list[Example], dict]:
-    """All units of a split as Examples, plus the reader's report (read / converted / rejected)."""
+class Row(dict):
+    """A data row (plain dict, JSON as is) whose fields also read as attributes (row.text)."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _entity_row(e: Entity, offset: int = 0) -> dict:
+    return {"start": e.start - offset, "end": e.end - offset, "type": e.type, "text": e.text}
+
+
+def _ner_rows(name: str, doc: Document, unit: str) -> list[dict]:
+    alternatives = getattr(doc, "alternatives", [])
+    rows = []
+    for unit_id, text, entities in split_units(doc, unit):
+        shift = doc.text.find(text) if alternatives else 0
+        row = Example(unit_id, "ner", name, text, sorted((_entity_row(e) for e in entities),
+                                                         key=lambda r: (r["start"], r["end"]))).to_row()
+        row["alternatives"] = [_entity_row(a, shift) for a in alternatives]
+        rows.append(row)
+    return rows
+
+
+def _re_rows(name: str, doc: Document) -> list[dict]:
+    """One row per pair: the passage (sentence) holding both arguments, the two arguments, the label."""
+    by_id = {e.id: e for e in doc.entities}
+    passages = doc.passages or [(0, len(doc.text))]
+    rows = []
+    for k, rel in enumerate(doc.relations):
+        args = [by_id[a] for a in rel.args]
+        s, e = next(p for p in passages if all(p[0] <= a.start and a.end <= p[1] for a in args))
+        entities = sorted((_entity_row(a, s) for a in args), key=lambda r: (r["start"], r["end"]))
+        rows.append(Example(f"{doc.id}-p{k}", "re", name, doc.text[s:e], entities, label=rel.type).to_row())
+    return rows
+
+
+def _concept_text(doc: Document, concept: str) -> str | None:
+    return next((e.text for e in doc.entities if concept in e.db_ids), None)
+
+
+def _triple_rows(name: str, doc: Document) -> list[dict]:
+    """Document-level triples (BC5CDR CID): concept ids shown as the text of their first mention."""
+    relations = []
+    for rel in doc.relations:
+        head, tail = (_concept_text(doc, a) for a in rel.args)
+        if head and tail:
+            relations.append({"head": head, "relation": rel.type, "tail": tail})
+    entities = [_entity_row(e) for e in doc.entities]
+    return [Example(doc.id, "triples", name, doc.text, entities, relations).to_row()]
+
+
+def _nary_rows(name: str, doc: Document) -> list[dict]:
+    by_id = {e.id: e for e in doc.entities}
+    combos = [{"drugs": [by_id[a].text for a in rel.args], "label": rel.type} for rel in doc.relations]
+    return [Example(doc.id, "nary", name, doc.text, [_entity_row(e) for e in doc.entities],
+                    combinations=combos).to_row()]
+
+
+def _joint_rows(name: str, doc: Document) -> list[dict]:
+    by_id = {e.id: e for e in doc.entities}
+    relations = [{"head": by_id[r.args[0]].text, "relation": r.type, "tail": by_id[r.args[1]].text}
+                 for r in doc.relations]
+    return [Example(doc.id, "joint", name, doc.text, [_entity_row(e) for e in doc.entities], relations).to_row()]
+
+
+def _qa_rows(name: str, doc: Document) -> list[dict]:
+    answer = next(r.label for r in doc.relations if r.type == "answer")
+    return [Example(doc.id, "qa", name, doc.text, answer=answer).to_row()]
+
+
+def dataset_rows(name: str, split: str, unit: str = "sentence", data_dir: str | None = None) -> tuple[list[dict], dict]:
+    """All rows of one dataset split in its task family, plus the reader's report."""
     docs, report = corpora.load(name, split, data_dir)
-    task = get_task(name).family
-    examples = []
+    family = get_task(name).family
+    rows: list[dict] = []
     for doc in docs:
-        for unit_id, text, entities in split_units(doc, unit):
-            rows = [{"start": e.start, "end": e.end, "type": e.type, "text": e.text} for e in entities]
-            examples.append(Example(unit_id, task, name, text, sorted(rows, key=lambda r: (r["start"], r["end"]))))
-    return examples, report.as_dict() | {"documents": len(docs), "units": len(examples)}
+        if family == "ner":
+            rows += _ner_rows(name, doc, unit)
+        else:
+            rows += {"re": _re_rows, "triples": _triple_rows, "nary": _nary_rows, "joint": _joint_rows,
+                     "qa": _qa_rows}[family](name, doc)
+    rows = [Row(r) for r in rows]
+    for row in rows:
+        row.setdefault("alternatives", [])
+    return rows, report.as_dict() | {"dataset": name, "split": split, "documents": len(docs), "rows": len(rows)}
 
 
-def sample_splits(data: DataParams, seed: int) -> tuple[dict[str, list[Example]], dict]:
-    """sft / rl (disjoint, from the train split) and eval (from the eval split), seeded."""
-    train, train_report = build_examples(data.dataset, data.train_split, data.unit, data.data_dir)
-    evaluation, eval_report = build_examples(data.dataset, data.eval_split, data.unit, data.data_dir)
-    rng = random.Random(seed)
-    usable = [e for e in train if len(e.text) <= data.max_chars]
+def build_examples(name: str, split: str, unit: str, data_dir: str | None = None) -> tuple[list[Example], dict]:
+    """All units of a split as Examples (rows without the alternatives column), plus the reader's report."""
+    rows, report = dataset_rows(name, split, unit, data_dir)
+    fields = ("id", "task", "dataset", "text", "entities", "relations", "label", "combinations", "answer")
+    return [Example(**{k: r[k] for k in fields}) for r in rows], report | {"units": len(rows)}
+
+
+def allocate(total: int, sizes: dict[str, int]) -> dict[str, int]:
+    """Split `total` over datasets in proportion to their sizes (largest remainder), never above a size."""
+    available = sum(sizes.values())
+    if total > available:
+        raise ValueError(f"asked for {total} examples, only {available} available: {sizes}")
+    shares = {k: total * v / available if available else 0 for k, v in sizes.items()}
+    counts = {k: int(s) for k, s in shares.items()}
+    for k in sorted(sizes, key=lambda k: (counts[k] - shares[k], k))[:total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+def _eval_split(name: str, data: DataParams) -> str:
+    return data.eval_split if data.eval_split in corpora.REGISTRY[name] else "test"
+
+
+def sample_splits(data: DataParams, seed: int) -> tuple[dict[str, list[dict]], dict]:
+    """sft / rl (disjoint, from the train splits) and eval (from the eval splits), seeded.
+
+    One dataset: sft_size + rl_size rows sampled from it. A mixture {dataset: cap}: per dataset at most
+    `cap` rows (seeded by dataset name), then sft_size and rl_size drawn stratified by dataset from that
+    pool; eval_size rows per dataset."""
+    mixture = data.mixture or {data.dataset: None}
+    pools, report = {}, {"train": {}, "eval": {}, "too_long": {"train": {}, "eval": {}}, "capped": {}}
+    eval_rows = []
+    for name in mixture:
+        rows, rep = dataset_rows(name, data.train_split, data.unit, data.data_dir)
+        usable = [r for r in rows if len(r["text"]) <= data.max_chars]
+        rng = random.Random(f"{seed}-{name}")
+        cap = mixture[name]
+        pools[name] = rng.sample(usable, min(cap, len(usable))) if cap is not None else rng.sample(usable, len(usable))
+        evaluation, eval_rep = dataset_rows(name, _eval_split(name, data), data.unit, data.data_dir)
+        eval_usable = [r for r in evaluation if len(r["text"]) <= data.max_chars]
+        picked = eval_usable if data.eval_size is None else random.Random(f"{seed + 1}-{name}").sample(
+            eval_usable, min(data.eval_size, len(eval_usable)))
+        eval_rows += picked
+        report["train"][name], report["eval"][name] = rep, eval_rep
+        report["too_long"]["train"][name] = len(rows) - len(usable)
+        report["too_long"]["eval"][name] = len(evaluation) - len(eval_usable)
+        report["capped"][name] = len(pools[name])
     needed = data.sft_size + data.rl_size
-    if needed > len(usable):
-        raise ValueError(f"data.sft_size + data.rl_size = {needed} > {len(usable)} usable {data.dataset} "
-                         f"{data.train_split} units (max_chars {data.max_chars})")
-    picked = rng.sample(usable, needed)
-    eval_usable = [e for e in evaluation if len(e.text) <= data.max_chars]
-    eval_rows = eval_usable if data.eval_size is None else random.Random(seed + 1).sample(
-        eval_usable, min(data.eval_size, len(eval_usable)))
-    report = {"train": train_report, "eval": eval_report,
-              "too_long": {"train": len(train) - len(usable), "eval": len(evaluation) - len(eval_usable)}}
-    return {"sft": picked[:data.sft_size], "rl": picked[data.sft_size:], "eval": eval_rows}, report
+    available = sum(len(p) for p in pools.values())
+    if needed > available:
+        raise ValueError(f"data.sft_size + data.rl_size = {needed} > {available} usable {data.train_split} rows "
+                         f"of {list(mixture)} (max_chars {data.max_chars}, caps {data.mixture})")
+    sft_counts = allocate(data.sft_size, {k: len(p) for k, p in pools.items()})
+    rl_counts = allocate(data.rl_size, {k: len(p) - sft_counts[k] for k, p in pools.items()})
+    sft, rl = [], []
+    for name, pool in pools.items():
+        sft += pool[:sft_counts[name]]
+        rl += pool[sft_counts[name]:sft_counts[name] + rl_counts[name]]
+    rng = random.Random(seed)
+    rng.shuffle(sft)
+    rng.shuffle(rl)
+    if data.curriculum:
+        sft = curriculum_order(sft, data.curriculum)
+    if not data.mixture:  # single dataset: keep the report shape notebook 01 shows
+        name = data.dataset
+        report = {"train": report["train"][name], "eval": report["eval"][name],
+                  "too_long": {"train": report["too_long"]["train"][name], "eval": report["too_long"]["eval"][name]}}
+    return {"sft": sft, "rl": rl, "eval": eval_rows}, report
+
+
+def curriculum_order(rows: list[dict], family: str) -> list[dict]:
+    """Taiyi-style two stages: every row gets `stage` A (rows of `family`) first, then B (all rows, shuffled
+    as given). Stage A rows are repeated in stage B, so stage B sees every family."""
+    stage_a = [Row(r, stage="A") for r in rows if r["task"] == family]
+    if not stage_a:
+        raise ValueError(f"data.curriculum = {family!r}: no SFT rows of that task family "
+                         f"(families present: {sorted({r['task'] for r in rows})})")
+    return stage_a + [Row(r, stage="B") for r in rows]
+
+
+def curriculum_stages(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """[(stage, rows)] in training order; one stage ("all") when the rows carry no `stage`."""
+    stages = [s for s in ("A", "B") if any(r.get("stage") == s for r in rows)]
+    if not stages:
+        return [("all", rows)]
+    return [(s, [r for r in rows if r.get("stage") == s]) for s in stages]
 
 
 def write_jsonl(rows: list[dict], path: str | Path) -> None:
@@ -68,22 +217,52 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
-def split_table(splits: dict[str, list[Example]]) -> list[dict]:
-    """Counts per split and entity type, for notebook 01."""
+def _get(row, key):
+    return row[key] if isinstance(row, dict) else getattr(row, key)
+
+
+def split_table(splits: dict[str, list]) -> list[dict]:
+    """Counts per split and entity type, for notebook 01 (rows or Examples)."""
     table = []
     for split, examples in splits.items():
-        types = Counter(e["type"] for ex in examples for e in ex.entities)
+        types = Counter(e["type"] for ex in examples for e in _get(ex, "entities"))
         table.append({"split": split, "examples": len(examples),
-                      "without_entities": sum(1 for ex in examples if not ex.entities),
+                      "without_entities": sum(1 for ex in examples if not _get(ex, "entities")),
                       "mentions": sum(types.values()), **dict(sorted(types.items()))})
     return table
 
 
-def prepare(params, run_dir: str | Path) -> tuple[dict[str, list[Example]], dict]:
+def mixture_table(splits: dict[str, list[dict]]) -> list[dict]:
+    """The mixture's composition: rows per dataset (and family) in each split, for notebook 01."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for split, rows in splits.items():
+        for row in rows:
+            key = (row["dataset"], row["task"])
+            counts.setdefault(key, {s: 0 for s in splits})[split] += 1
+            if row.get("stage"):
+                stage = f"sft_stage_{row['stage']}"
+                counts[key][stage] = counts[key].get(stage, 0) + 1
+    return [{"dataset": d, "family": f, **c} for (d, f), c in sorted(counts.items())]
+
+
+def counts_table(reports: dict) -> list[dict]:
+    """Read / converted / rejected per dataset and split from a data report (mixture or single)."""
+    table = []
+    for side in ("train", "eval"):
+        entries = reports[side]
+        entries = entries if "read" not in entries else {entries.get("dataset", "?"): entries}
+        for name, rep in entries.items():
+            table.append({"dataset": name, "split": rep.get("split", side), "documents": rep.get("documents"),
+                          "rows": rep.get("rows", rep.get("units")), "read": rep["read"],
+                          "converted": rep["converted"], "rejected": rep["rejected"]})
+    return table
+
+
+def prepare(params, run_dir: str | Path) -> tuple[dict[str, list[dict]], dict]:
     """Sample the splits and write runs/R/data/{sft,rl,eval}.jsonl plus data/report.json."""
     run_dir = Path(run_dir)
     splits, report = sample_splits(params.data, params.seed)
-    for name, examples in splits.items():
-        write_jsonl([e.to_row() for e in examples], run_dir / "data" / f"{name}.jsonl")
+    for name, rows in splits.items():
+        write_jsonl(rows, run_dir / "data" / f"{name}.jsonl")
     (run_dir / "data" / "report.json").write_text(json.dumps(report, indent=2))
     return splits, report

@@ -36,6 +36,12 @@ class DataParams:
     eval_size: int | None = 96  # seeded sample of the eval split; null = the whole split
     max_chars: int = 600  # longer units are left out of the samples (counted in the data report)
     data_dir: str | None = None
+    # Multi-task mixture: {dataset: cap} = at most `cap` training examples per dataset (seeded, per dataset);
+    # sft_size / rl_size are then totals drawn stratified by dataset from the capped pool (GRASP: 1000),
+    # eval_size is per dataset. null = the single `dataset` above.
+    mixture: dict | None = None
+    # Taiyi-style two-stage SFT: stage A trains on this task family only, stage B on everything. null = one stage.
+    curriculum: str | None = None
 
 
 @dataclass

@@ -23,6 +23,62 @@ def ner_target(entities: list[dict], labels: list[str]) -> str:
     return json.dumps(grouped, ensure_ascii=False)
 
 
+MARKERS = (("<< ", " >>"), ("[[ ", " ]]"))  # pairwise RE: first argument in the text, then the second
+
+
+def build_target(row: dict, spec: TaskSpec) -> str:
+    """Gold answer of a row in its family's output schema: exactly the JSON that parsing.parse reads."""
+    family = spec.family
+    if family == "ner":
+        return ner_target(row["entities"], spec.label_names)
+    triples = [[r["head"], r["relation"], r["tail"]] for r in row.get("relations") or []]
+    if family == "triples":
+        return json.dumps(triples, ensure_ascii=False)
+    if family == "joint":
+        return json.dumps({"entities": json.loads(ner_target(row["entities"], spec.label_names)),
+                           "relations": triples}, ensure_ascii=False)
+    if family == "re":
+        return json.dumps({"relation": row["label"]}, ensure_ascii=False)
+    if family == "nary":
+        return json.dumps([{"drugs": list(c["drugs"]), "label": c["label"]} for c in row.get("combinations") or []],
+                          ensure_ascii=False)
+    if family == "qa":
+        return json.dumps({"answer": row["answer"]}, ensure_ascii=False)
+    raise ValueError(f"unknown task family {family!r}")
+
+
+def mark_entities(text: str, entities: list[dict]) -> str:
+    """The text with the pair's arguments wrapped: << first >> and [[ second ]] (by start offset)."""
+    if len(entities) != 2:
+        raise ValueError(f"pairwise RE needs exactly two entities, got {len(entities)}")
+    first, second = sorted(entities, key=lambda e: (e["start"], e["end"]))
+    inserts = [(first["start"], 1, MARKERS[0][0]), (first["end"], 0, MARKERS[0][1]),
+               (second["start"], 1, MARKERS[1][0]), (second["end"], 0, MARKERS[1][1])]
+    out, cursor = [], 0
+    for position, _, marker in sorted(inserts, key=lambda x: (x[0], x[1])):
+        out += [text[cursor:position], marker]
+        cursor = position
+    return "".join(out + [text[cursor:]])
+
+
+def input_text(row: dict, spec: TaskSpec) -> str:
+    """What the model reads: the row's text, with the two arguments marked for pairwise RE."""
+    return mark_entities(row["text"], row["entities"]) if spec.family == "re" else row["text"]
+
+
+def _schema_example(spec: TaskSpec) -> str:
+    first = spec.label_names[0] if spec.labels else "label"
+    examples = {
+        "re": {"relation": first},
+        "triples": [["head", first, "tail"]],
+        "nary": [{"drugs": ["drug A", "drug B"], "label": first}],
+        "joint": {"entities": {label: [] for label in spec.label_names},
+                  "relations": [["head", next(iter(spec.relation_labels), "REL"), "tail"]]},
+        "qa": {"answer": "..."},
+    }
+    return json.dumps(examples[spec.family])
+
+
 def system_prompt(spec: TaskSpec, levels: list[str], shots: list[dict] | None = None) -> str:
     unknown = set(levels) - set(LEVELS)
     if unknown:
@@ -32,18 +88,29 @@ def system_prompt(spec: TaskSpec, levels: list[str], shots: list[dict] | None = 
     if "role" in levels:
         parts.append(f"You are a biomedical text-mining expert. Domain: {spec.domain}.")
     if "task" in levels:
-        parts.append(f"Task ({spec.family.upper()}): {FAMILIES[spec.family]}")
-    if "labels" in levels:
-        parts.append("Types: " + "; ".join(f"{k} = {v}" for k, v in spec.labels.items()) + ".")
+        marked = " The pair is marked << >> and [[ ]]." if spec.family == "re" else ""
+        parts.append(f"Task ({spec.family.upper()}): {FAMILIES[spec.family]}{marked}")
+    if "labels" in levels and spec.family != "qa":
+        name = "Types" if spec.family in ("ner", "joint") else "Labels"
+        parts.append(f"{name}: " + "; ".join(f"{k} = {v}" for k, v in spec.labels.items()) + ".")
+        if spec.relation_labels:
+            parts.append("Relations: " + "; ".join(f"{k} = {v}" for k, v in spec.relation_labels.items()) + ".")
     if "schema" in levels:
-        example = json.dumps({label: [] for label in spec.label_names})
+        example = json.dumps({label: [] for label in spec.label_names}) if spec.family == "ner" \
+            else _schema_example(spec)
         parts.append(f"Output: {OUTPUT_SCHEMAS[spec.family]}, e.g. {example}. JSON only.")
     if "few_shot" in levels and shots:
-        parts.append("Examples:\n" + "\n".join(
-            f"Text: {s['text']}\nAnswer: {ner_target(s['entities'], spec.label_names)}" for s in shots))
+        own = [s for s in shots if s.get("dataset", spec.dataset) == spec.dataset]
+        if own:
+            parts.append("Examples:\n" + "\n".join(
+                f"Text: {input_text(s, spec)}\nAnswer: {build_target(s, spec)}" for s in own))
     if "reasoning" in levels:
-        parts.append("First think inside <think>...</think>: list candidate mentions with the words that "
-                     "show their type, then give the JSON answer.")
+        if spec.family == "ner":
+            parts.append("First think inside <think>...</think>: list candidate mentions with the words that "
+                         "show their type, then give the JSON answer.")
+        else:
+            parts.append("First think inside <think>...</think>: quote the words of the text that support "
+                         "each answer item, then give the JSON answer.")
     return "\n".join(parts)
 
 
@@ -52,6 +119,11 @@ def build_messages(spec: TaskSpec, text: str, levels: list[str], shots: list[dic
     messages = [{"role": "user", "content": f"Text: {text}"}]
     system = system_prompt(spec, levels, shots)
     return [{"role": "system", "content": system}] + messages if system else messages
+
+
+def row_messages(row: dict, spec: TaskSpec, levels: list[str], shots: list[dict] | None = None) -> list[dict]:
+    """Chat messages for a data row (entity-marked input for pairwise RE)."""
+    return build_messages(spec, input_text(row, spec), levels, shots)
 
 
 def level_table(spec: TaskSpec, text: str, levels: list[str], tokenizer, shots: list[dict] | None = None) -> list[dict]:

@@ -6,12 +6,31 @@ Each reader returns (documents, ReadReport). Files are read in place from the da
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from ..paths import data_root
 from ..schema import Document
+from .bc2gm import BC2GMDocument, read_bc2gm
+from .ddi import read_ddi
+from .jsonl_re import read_biobert_tsv, read_chemprot, strip_markers
+from .nary import read_biorlhf, read_drugcomb, read_scier
 from .pubtator import read_pubtator
 from .report import CorpusFormatError, ReadReport
+from .standoff import read_standoff
+
+# NCBI-disease's training file repeats PMID 8528200 and has one mention with its quotes replaced by spaces
+read_ncbi = partial(read_pubtator, repair_quotes=True, skip_duplicates=True)
+_DDI = "DDI-2013/DDICorpus"
+
+
+def _folds(name: str) -> dict:
+    """BioBERT RE folds 1-10: split "train"/"test" is fold 1, "fold<k>_train"/"fold<k>_test" any fold."""
+    splits = {"train": (read_biobert_tsv, f"{name}/1/train.tsv"), "test": (read_biobert_tsv, f"{name}/1/test.tsv")}
+    for k in range(1, 11):
+        splits[f"fold{k}_train"] = (read_biobert_tsv, f"{name}/{k}/train.tsv")
+        splits[f"fold{k}_test"] = (read_biobert_tsv, f"{name}/{k}/test.tsv")
+    return splits
 
 # name -> split -> (reader, path relative to the data root)
 REGISTRY = {
@@ -20,7 +39,53 @@ REGISTRY = {
         "dev": (read_pubtator, "BC5CDR/CDR_DevelopmentSet.PubTator.txt"),
         "test": (read_pubtator, "BC5CDR/CDR_TestSet.PubTator.txt"),
     },
+    "ncbi-disease": {
+        "train": (read_ncbi, "NCBI-disease/NCBItrainset_corpus.txt"),
+        "dev": (read_ncbi, "NCBI-disease/NCBIdevelopset_corpus.txt"),
+        "test": (read_ncbi, "NCBI-disease/NCBItestset_corpus.txt"),
+    },
+    "bc2gm": {  # the standard (MTL / BioBERT / BLURB) split; train_full = the official 15,000 sentences
+        "train": (read_bc2gm, "BC2GM/devel-split/train/train.in"),
+        "dev": (read_bc2gm, "BC2GM/devel-split/devel/devel.in"),
+        "test": (read_bc2gm, "BC2GM/original-data/test/test.in"),
+        "train_full": (read_bc2gm, "BC2GM/original-data/train/train.in"),
+    },
+    "jnlpba": {
+        "train": (read_standoff, "JNLPBA/standoff/train"),
+        "test": (read_standoff, "JNLPBA/standoff/test"),
+    },
+    "chemprot": {
+        "train": (read_chemprot, "ChemProt/train.txt"),
+        "dev": (read_chemprot, "ChemProt/dev.txt"),
+        "test": (read_chemprot, "ChemProt/test.txt"),
+    },
+    "ddi": {  # relation extraction: test = the DDI Extraction task test set
+        "train": (read_ddi, f"{_DDI}/Train"),
+        "test": (read_ddi, f"{_DDI}/Test/Test for DDI Extraction task"),
+    },
+    "ddi-ner": {  # drug NER: test = the DrugNER task test set
+        "train": (read_ddi, f"{_DDI}/Train"),
+        "test": (read_ddi, f"{_DDI}/Test/Test for DrugNER task"),
+    },
+    "gad": _folds("GAD"),
+    "euadr": _folds("EU-ADR"),
+    "drugcomb": {
+        "train": (read_drugcomb, "DrugComb/final_train_set.jsonl"),
+        "test": (read_drugcomb, "DrugComb/final_test_set.jsonl"),
+    },
+    "scier": {
+        "train": (read_scier, "SciER/LLM/train.jsonl"),
+        "dev": (read_scier, "SciER/LLM/dev.jsonl"),
+        "test": (read_scier, "SciER/LLM/test.jsonl"),
+        "test_ood": (read_scier, "SciER/LLM/test_ood.jsonl"),
+    },
+    "biorlhf": {
+        "train": (read_biorlhf, "BioRLHF/kmp_sft_final.json"),
+        "test": (read_biorlhf, "BioRLHF/kmp_test_set.json"),
+        "dpo": (read_biorlhf, "BioRLHF/kmp_dpo_preferences.json"),
+    },
 }
+REGISTRY["bc5cdr-cid"] = REGISTRY["bc5cdr"]  # the same documents, read for their CID relations
 
 
 def load(name: str, split: str, data_dir: str | Path | None = None) -> tuple[list[Document], ReadReport]:
@@ -36,4 +101,19 @@ def load(name: str, split: str, data_dir: str | Path | None = None) -> tuple[lis
     return reader(path)
 
 
-__all__ = ["REGISTRY", "load", "read_pubtator", "ReadReport", "CorpusFormatError"]
+def counts_table(data_dir: str | Path | None = None, folds: bool = False) -> list[dict]:
+    """Read / converted / rejected for every registered dataset split (notebook 01, bench)."""
+    rows = []
+    for name, splits in REGISTRY.items():
+        for split in splits:
+            if split.startswith("fold") and not folds:
+                continue
+            docs, report = load(name, split, data_dir)
+            rows.append({"dataset": name, "split": split, "documents": len(docs), "read": report.read,
+                         "converted": report.converted, "rejected": report.n_rejected})
+    return rows
+
+
+__all__ = ["counts_table", "REGISTRY", "load", "read_pubtator", "read_ncbi", "read_bc2gm", "read_standoff", "read_chemprot",
+           "read_biobert_tsv", "read_ddi", "read_drugcomb", "read_scier", "read_biorlhf", "strip_markers",
+           "BC2GMDocument", "ReadReport", "CorpusFormatError"]

@@ -4,6 +4,11 @@ Format: `PMID|t|title`, `PMID|a|abstract`, then one tab-separated line per menti
 (`PMID start end text type ids [parts]`) or relation (`PMID REL arg1 arg2`); a blank line ends a document.
 Offsets index `title + " " + abstract`. A line that fits none of these raises CorpusFormatError with
 file and line; a mention whose text differs from text[start:end] is rejected and reported.
+
+Two options for NCBI-disease's known quirks (both off by default): `repair_quotes` accepts a mention
+whose text equals text[start:end] with `"` replaced by spaces (the entity keeps the document's text;
+counted in report.extra["repaired"]), and `skip_duplicates` rejects every mention of a document whose
+PMID was already read (the document itself is left out).
 """
 
 from __future__ import annotations
@@ -14,28 +19,34 @@ from ..schema import Document, Entity, Relation
 from .report import CorpusFormatError, ReadReport
 
 
-def read_pubtator(path: str | Path) -> tuple[list[Document], ReadReport]:
+def read_pubtator(path: str | Path, repair_quotes: bool = False,
+                  skip_duplicates: bool = False) -> tuple[list[Document], ReadReport]:
     path = Path(path)
     report = ReadReport(source=str(path))
     docs: list[Document] = []
     state: dict = {}
+    options = {"repair_quotes": repair_quotes, "skip_duplicates": skip_duplicates, "seen": set()}
     with open(path, encoding="utf-8") as handle:
         for lineno, raw in enumerate(handle, start=1):
             line = raw.rstrip("\n")
             if not line.strip():
                 _finish(state, docs)
                 continue
-            _read_line(line, lineno, path, state, report)
+            _read_line(line, lineno, path, state, report, options)
     _finish(state, docs)
     report.check()
     return docs, report
 
 
-def _read_line(line: str, lineno: int, path: Path, state: dict, report: ReadReport) -> None:
+def _read_line(line: str, lineno: int, path: Path, state: dict, report: ReadReport, options: dict | None = None) -> None:
+    options = options or {}
     if "|t|" in line[:20] or "|a|" in line[:20]:
         pmid, kind, content = line.split("|", 2)
         if kind == "t":
             _start(state, pmid, content)
+            if options.get("skip_duplicates"):
+                state["duplicate"] = pmid in options["seen"]
+                options["seen"].add(pmid)
         elif not state or state["id"] != pmid:
             raise CorpusFormatError(f"{path}:{lineno}: abstract line for {pmid} without its title line")
         else:
@@ -45,10 +56,16 @@ def _read_line(line: str, lineno: int, path: Path, state: dict, report: ReadRepo
     if not state or fields[0] != state["id"]:
         raise CorpusFormatError(f"{path}:{lineno}: annotation for {fields[0]!r} outside its document")
     if len(fields) == 4:
+        if state.get("duplicate"):
+            return
         state["relations"].append(Relation(type=fields[1], args=(fields[2], fields[3])))
     elif len(fields) >= 6:
         report.read += 1
-        _add_mention(fields, lineno, path, state, report)
+        if state.get("duplicate"):
+            report.reject(str(path), lineno, f"document {state['id']} repeated: its mentions are left out")
+            report.extra["duplicate_documents"] = sorted(set(report.extra.get("duplicate_documents", [])) | {state["id"]})
+            return
+        _add_mention(fields, lineno, path, state, report, options.get("repair_quotes", False))
     else:
         raise CorpusFormatError(f"{path}:{lineno}: expected 4 (relation) or 6+ (mention) tab-separated "
                                 f"fields, got {len(fields)}: {line[:80]!r}")
@@ -56,15 +73,19 @@ def _read_line(line: str, lineno: int, path: Path, state: dict, report: ReadRepo
 
 def _start(state: dict, pmid: str, title: str) -> None:
     state.clear()
-    state.update(id=pmid, title=title, abstract="", mentions=[], relations=[])
+    state.update(id=pmid, title=title, abstract="", mentions=[], relations=[], duplicate=False)
 
 
-def _add_mention(fields: list[str], lineno: int, path: Path, state: dict, report: ReadReport) -> None:
+def _add_mention(fields: list[str], lineno: int, path: Path, state: dict, report: ReadReport,
+                 repair_quotes: bool = False) -> None:
     try:
         start, end = int(fields[1]), int(fields[2])
     except ValueError:
         raise CorpusFormatError(f"{path}:{lineno}: offsets must be integers, got {fields[1]!r} {fields[2]!r}")
     text = state["title"] + " " + state["abstract"]
+    if repair_quotes and text[start:end] != fields[3] and text[start:end].replace('"', " ") == fields[3]:
+        fields = fields[:3] + [text[start:end]] + fields[4:]
+        report.extra["repaired"] = report.extra.get("repaired", 0) + 1
     if text[start:end] != fields[3]:
         report.reject(str(path), lineno, f"mention {fields[3]!r} != text[{start}:{end}] {text[start:end]!r}")
         return
@@ -76,6 +97,9 @@ def _add_mention(fields: list[str], lineno: int, path: Path, state: dict, report
 
 def _finish(state: dict, docs: list[Document]) -> None:
     if not state:
+        return
+    if state.get("duplicate"):
+        state.clear()
         return
     title_end = len(state["title"])
     text = state["title"] + " " + state["abstract"]

@@ -15,6 +15,7 @@ class ReadReport:
     read: int = 0  # annotations seen
     converted: int = 0  # annotations kept in the schema
     rejected: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, reason)
+    extra: dict = field(default_factory=dict)  # reader-specific counts (repaired items, alternatives, ...)
 
     def reject(self, path: str, line: int, reason: str) -> None:
         self.rejected.append((path, line, reason))
@@ -31,4 +32,4 @@ class ReadReport:
 
     def as_dict(self) -> dict:
         return {"source": self.source, "read": self.read, "converted": self.converted,
-                "rejected": self.n_rejected}
+                "rejected": self.n_rejected, **self.extra}

@@ -9,7 +9,7 @@ import torch
 
 from ..examples import read_jsonl
 from ..params import Params
-from ..prompts import build_messages, ner_target
+from ..prompts import build_target, row_messages
 from ..tasks import get_task
 
 
@@ -30,14 +30,13 @@ def shots_for(params: Params, run_dir: Path) -> list[dict]:
 
 
 def prompt_messages(row: dict, params: Params, shots: list[dict]) -> list[dict]:
-    return build_messages(get_task(row["dataset"]), row["text"], params.prompt.levels, shots)
+    return row_messages(row, get_task(row["dataset"]), params.prompt.levels, shots)
 
 
 def sft_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
     """Conversational prompt-completion rows: TRL puts the loss on the completion only."""
     return [{"prompt": prompt_messages(r, params, shots),
-             "completion": [{"role": "assistant",
-                             "content": ner_target(r["entities"], get_task(r["dataset"]).label_names)}]}
+             "completion": [{"role": "assistant", "content": build_target(r, get_task(r["dataset"]))}]}
             for r in rows]
 
 
