@@ -35,8 +35,10 @@ test: install
 gpu: install
 	$(PY) -m pip install "unsloth==2026.10.9" "unsloth_zoo==2026.10.9"
 
+# Regenerate figures/ from existing runs (no training); figures/SOURCES.md names the run files of each.
+RUN ?= runs/quick
 figures: install
-	$(PY) -m grasp_lib run $(PARAMS) --notebooks 06_figures
+	$(PY) -m grasp_lib figures --run $(RUN)
 
 clean-runs:
 	rm -rf runs/

@@ -1,4 +1,5 @@
-"""Command line: `python -m grasp_lib run PARAMS [-p key=value ...]`; `python -m grasp_lib data fetch [names]`."""
+"""Command line: `python -m grasp_lib run PARAMS [-p key=value ...]`; `python -m grasp_lib data fetch [names]`;
+`python -m grasp_lib figures [--run R]` (figures/ from existing runs, no training)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a param (dotted keys: sft.learning_rate=1e-4); repeatable")
     run.add_argument("--notebooks", help="comma-separated subset, e.g. 05_evaluate,06_figures")
+    figs = commands.add_parser("figures", help="regenerate figures/ from existing runs (no training)")
+    figs.add_argument("--run", default="runs/quick", help="the run folder of figures (a)-(f) (default runs/quick)")
+    figs.add_argument("--reward-runs", nargs="*", metavar="RUN", help="ablation (g), reward variants "
+                      "(default runs/ablation_binary runs/ablation_granular runs/ablation_adaptive)")
+    figs.add_argument("--prompt-runs", nargs="*", metavar="RUN", help="ablation (g), prompt levels on and off "
+                      "(default runs/ablation_prompt_*)")
     _add_data_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "data":
         return _data(args)
+    if args.command == "figures":
+        from .figures import regenerate
+
+        return regenerate(args.run, args.reward_runs, args.prompt_runs)
 
     from . import runner
 

@@ -75,6 +75,10 @@ class EvalParams:
     int8: bool = False  # fast engine only: int8 weights (dynamic quantization of the linear layers)
     prefix_cache: bool = True  # fast engine: compute the shared task prompt's key/value prefix once
     max_prompt_tokens: int | None = None  # longer prompts are cut (and counted); null = context - max_new_tokens
+    # K sampled completions per eval unit (Best-F1@K, Avg@K, F1 against temperature); 0 = off.
+    samples_k: int = 0
+    temperatures: list[float] = field(default_factory=lambda: [1.0])  # sampling temperatures when samples_k > 0
+    sample_stages: list[str] | None = None  # stages to sample (base, sft, grpo); null = the last stage
 
 
 @dataclass

@@ -1,0 +1,301 @@
+"""Statistics over saved predictions: bootstrap intervals, paired bootstrap tests between stages,
+Best-F1@K / Avg@K over K sampled completions, F1 against temperature, calibration (ECE).
+
+Everything starts from per-example counts that `metrics.score_predictions` computes for one example at a
+time (the same parser and matcher as the rewards and the corpus metrics), so a corpus F1 here is exactly
+the F1 of results/metrics.json, and resampling examples is summing their counts again.
+
+A per-example item: {"id", "dataset", "family", "tp_p", "tp_r", "pred", "gold", "f1", "per_type"}.
+Precision = sum tp_p / sum pred, recall = sum tp_r / sum gold (tp_p == tp_r except for n-ary partial
+credit); QA token F1 is an average, stored as tp = score with pred = gold = 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .examples import read_jsonl
+from .metrics import score_predictions
+from .rewards.verifiers import _CONFIDENCE
+
+# family -> path to a {tp, pred, gold} (or {precision, recall, pred, gold}) dict in score_predictions'
+# per-dataset result, for the headline score; NER schemes are chosen by the caller.
+COUNT_PATHS = {"re": ("micro",), "triples": ("strict",), "nary": ("pos_exact",), "joint": ("relations", "strict")}
+
+
+# ---------------------------------------------------------------- per-example counts
+
+
+def _key(row: dict) -> tuple[str, str]:
+    return row.get("dataset", ""), str(row["id"])
+
+
+def _counts(d: dict) -> tuple[float, float, float, float]:
+    pred, gold = float(d.get("pred", 0)), float(d.get("gold", 0))
+    if "tp" in d:
+        return float(d["tp"]), float(d["tp"]), pred, gold
+    return d.get("precision", 0.0) * pred, d.get("recall", 0.0) * gold, pred, gold  # n-ary credits
+
+
+def f1_from(tp_p, tp_r, pred, gold):
+    """Micro F1 from summed counts (numpy arrays or floats); 0 where nothing is predicted or gold."""
+    tp_p, tp_r, pred, gold = (np.asarray(x, dtype=float) for x in (tp_p, tp_r, pred, gold))
+    precision = np.divide(tp_p, pred, out=np.zeros_like(tp_p), where=pred > 0)
+    recall = np.divide(tp_r, gold, out=np.zeros_like(tp_r), where=gold > 0)
+    total = precision + recall
+    return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+
+
+def score_example(row: dict, completion: str, scheme: str = "strict") -> dict:
+    """Counts of one completion on one eval row (NER: `scheme` of strict/exact/partial/type)."""
+    metrics, _ = score_predictions([row], [completion])
+    result = metrics
+    family = "ner"
+    if "datasets" in metrics:
+        result = metrics["datasets"][row["dataset"]]
+        family = result["family"]
+    per_type = {}
+    if family == "ner":
+        counts = _counts(result[scheme]["micro"])
+        per_type = {label: _counts(v) for label, v in result[scheme]["per_type"].items()}
+    elif family == "qa":
+        value = float(result["token_f1"])
+        counts = (value, value, 1.0, 1.0)
+    else:
+        node = result
+        for key in COUNT_PATHS[family]:
+            node = node[key]
+        counts = _counts(node)
+    tp_p, tp_r, pred, gold = counts
+    f1 = 1.0 if pred == 0 and gold == 0 else float(f1_from(tp_p, tp_r, pred, gold))
+    return {"id": str(row["id"]), "dataset": row.get("dataset", ""), "family": family, "tp_p": tp_p, "tp_r": tp_r,
+            "pred": pred, "gold": gold, "f1": f1, "per_type": per_type, "status": metrics["parse_status"]}
+
+
+def per_example(rows: list[dict], records: list[dict], scheme: str = "strict") -> dict[str, list[dict]]:
+    """{stage: [item per record, in record order]} joining prediction records to eval rows by (dataset, id)."""
+    by_key = {_key(r): r for r in rows}
+    out: dict[str, list[dict]] = defaultdict(list)
+    for rec in records:
+        row = by_key.get(_key(rec)) or by_key.get(("", str(rec["id"]))) or next(
+            (r for k, r in by_key.items() if k[1] == str(rec["id"])), None)
+        if row is None:
+            raise KeyError(f"prediction for id {rec['id']!r} has no row in the eval data")
+        item = score_example(row, rec["completion"], scheme)
+        out[rec.get("stage", "")].append(item | {k: rec[k] for k in ("temperature", "sample") if k in rec})
+    return dict(out)
+
+
+def load_run(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
+    """(eval rows, prediction records) of a run folder."""
+    run_dir = Path(run_dir)
+    return read_jsonl(run_dir / "data" / "eval.jsonl"), read_jsonl(run_dir / "results" / "predictions.jsonl")
+
+
+def _arrays(items: list[dict], label: str | None = None) -> np.ndarray:
+    """(n, 4) array of tp_p, tp_r, pred, gold; for `label`, the per-type counts of that label."""
+    if label is None:
+        return np.array([[i["tp_p"], i["tp_r"], i["pred"], i["gold"]] for i in items], dtype=float).reshape(-1, 4)
+    return np.array([i["per_type"].get(label, (0.0, 0.0, 0.0, 0.0)) for i in items], dtype=float).reshape(-1, 4)
+
+
+def corpus_f1(items: list[dict], label: str | None = None) -> float:
+    """Micro F1 over the items (all types, or one entity type)."""
+    return float(f1_from(*_arrays(items, label).sum(axis=0)))
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+def _resample(n: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def bootstrap_ci(items: list[dict], label: str | None = None, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> dict:
+    """Percentile bootstrap interval of micro F1, resampling examples with replacement.
+
+    {"f1": point estimate on all items, "low", "high", "n"}; an empty list gives zeros."""
+    counts = _arrays(items, label)
+    point = float(f1_from(*counts.sum(axis=0)))
+    if len(counts) == 0:
+        return {"f1": 0.0, "low": 0.0, "high": 0.0, "n": 0}
+    sums = counts[_resample(len(counts), n_boot, seed)].sum(axis=1)  # (n_boot, 4)
+    samples = f1_from(*sums.T)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(samples, [alpha, 1 - alpha])
+    return {"f1": point, "low": float(min(low, point)), "high": float(max(high, point)), "n": len(counts)}
+
+
+def paired_bootstrap(items_a: list[dict], items_b: list[dict], n_boot: int = 1000, level: float = 0.95,
+                     seed: int = 0) -> dict:
+    """Paired bootstrap of F1(b) - F1(a) on the same examples (matched by dataset and id).
+
+    {"delta", "low", "high", "p_value", "n"}: p_value is two-sided, twice the smaller share of resamples
+    on either side of zero (at least 1/n_boot, at most 1)."""
+    b_by = {(i["dataset"], i["id"]): i for i in items_b}
+    keys = [(i["dataset"], i["id"]) for i in items_a if (i["dataset"], i["id"]) in b_by]
+    a_by = {(i["dataset"], i["id"]): i for i in items_a}
+    a, b = _arrays([a_by[k] for k in keys]), _arrays([b_by[k] for k in keys])
+    delta = float(f1_from(*b.sum(axis=0)) - f1_from(*a.sum(axis=0)))
+    if not keys:
+        return {"delta": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0, "n": 0}
+    idx = _resample(len(keys), n_boot, seed)
+    diffs = f1_from(*b[idx].sum(axis=1).T) - f1_from(*a[idx].sum(axis=1).T)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(diffs, [alpha, 1 - alpha])
+    p = 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0))
+    return {"delta": delta, "low": float(low), "high": float(high),
+            "p_value": float(min(1.0, max(p, 1.0 / n_boot))), "n": len(keys)}
+
+
+def f1_with_intervals(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, scheme: str = "strict") -> list[dict]:
+    """One row per (stage, dataset, label): F1 with its bootstrap interval; label "all" is the dataset's
+    headline (NER: micro over types), then one row per entity type for NER datasets."""
+    rows, records = load_run(run_dir)
+    table = []
+    for stage, items in per_example(rows, records, scheme).items():
+        by_dataset = defaultdict(list)
+        for item in items:
+            by_dataset[item["dataset"]].append(item)
+        for dataset, group in by_dataset.items():
+            table.append({"stage": stage, "dataset": dataset, "family": group[0]["family"], "label": "all"}
+                         | bootstrap_ci(group, None, n_boot, seed=seed))
+            labels = sorted({label for i in group for label in i["per_type"]})
+            table += [{"stage": stage, "dataset": dataset, "family": "ner", "label": label}
+                      | bootstrap_ci(group, label, n_boot, seed=seed) for label in labels]
+    return table
+
+
+def stage_comparisons(run_dir: str | Path, n_boot: int = 1000, seed: int = 0, scheme: str = "strict") -> list[dict]:
+    """Paired bootstrap test of every later stage against every earlier one (base -> sft -> grpo), per dataset."""
+    rows, records = load_run(run_dir)
+    stages = per_example(rows, records, scheme)
+    names = list(stages)
+    table = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for dataset in sorted({x["dataset"] for x in stages[a]}):
+                pick = lambda s: [x for x in stages[s] if x["dataset"] == dataset]  # noqa: E731
+                table.append({"dataset": dataset, "from": a, "to": b}
+                             | paired_bootstrap(pick(a), pick(b), n_boot, seed=seed))
+    return table
+
+
+# ---------------------------------------------------------------- K samples, temperature
+
+
+def best_and_avg_at_k(items: list[dict], ks: list[int] | None = None) -> list[dict]:
+    """Best-F1@k and Avg@k for k = 1..K from items of K samples per input (item["sample"] = 0..K-1), all
+    drawn at one temperature (filter by item["temperature"] first).
+
+    Best-F1@k (R2GRPO): for each input the sample (of its first k) with the best per-example F1, first on
+    ties; micro F1 over those. Avg@k: the mean over the first k sample indices of the micro F1 of that
+    sample set (the expected F1 of one sample)."""
+    by_input: dict[tuple, list[dict]] = defaultdict(list)
+    for item in sorted(items, key=lambda i: i.get("sample", 0)):
+        by_input[(item["dataset"], item["id"])].append(item)
+    if not by_input:
+        return []
+    k_max = min(len(v) for v in by_input.values())
+    out = []
+    for k in ks or range(1, k_max + 1):
+        if k > k_max:
+            continue
+        best = [max(v[:k], key=lambda i: i["f1"]) for v in by_input.values()]  # max keeps the first on ties
+        per_sample = [corpus_f1([v[j] for v in by_input.values()]) for j in range(k)]
+        out.append({"k": k, "best_f1": corpus_f1(best), "avg_f1": float(np.mean(per_sample)), "n": len(by_input)})
+    return out
+
+
+def f1_by_temperature(items: list[dict], n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Per temperature: mean micro F1 over the sample sets (Avg@K) and a bootstrap interval over inputs of
+    the F1 of all samples pooled."""
+    by_t = defaultdict(list)
+    for item in items:
+        by_t[float(item.get("temperature", 0.0))].append(item)
+    out = []
+    for t in sorted(by_t):
+        group = by_t[t]
+        samples = sorted({i.get("sample", 0) for i in group})
+        avg = float(np.mean([corpus_f1([i for i in group if i.get("sample", 0) == s]) for s in samples]))
+        ci = bootstrap_ci(group, n_boot=n_boot, seed=seed)
+        out.append({"temperature": t, "f1": avg, "low": ci["low"], "high": ci["high"], "samples": len(samples),
+                    "n": len({(i["dataset"], i["id"]) for i in group})})
+    return out
+
+
+def load_samples(run_dir: str | Path, scheme: str = "strict") -> dict[str, list[dict]]:
+    """{stage: items} from every results/samples_<stage>.jsonl of a run (empty when none was sampled)."""
+    run_dir = Path(run_dir)
+    files = sorted((run_dir / "results").glob("samples_*.jsonl"))
+    if not files:
+        return {}
+    rows = read_jsonl(run_dir / "data" / "eval.jsonl")
+    out = {}
+    for path in files:
+        out |= per_example(rows, read_jsonl(path), scheme)
+    return out
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def stated_confidence(completion: str) -> float | None:
+    """The confidence a completion states, in [0, 1]: a "confidence" key of its JSON answer
+    ({"confidence": 0.8} or 80) or text like "confidence: 80%" (the pattern of the V4 uncertainty reward);
+    None when it states none. Hedging words are not read as a number here."""
+    if not isinstance(completion, str):
+        return None
+    m = _CONFIDENCE.search(completion)
+    if not m:
+        return None
+    value = float(m.group(1))
+    value = value / 100 if m.group(2) or value > 1 else value
+    return min(1.0, value)
+
+
+def calibration(confidences: list[float], correct: list[float], bins: int = 10) -> dict:
+    """Expected calibration error with `bins` equal-width bins over [0, 1] (confidence 1 goes to the last):
+    ECE = sum_b n_b / N * |accuracy_b - confidence_b|, plus each non-empty bin for a reliability diagram."""
+    conf, right = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
+    if conf.size == 0:
+        return {"ece": None, "n": 0, "bins": []}
+    index = np.minimum((conf * bins).astype(int), bins - 1)
+    ece, table = 0.0, []
+    for b in range(bins):
+        mask = index == b
+        if not mask.any():
+            continue
+        c, a = float(conf[mask].mean()), float(right[mask].mean())
+        ece += mask.sum() / conf.size * abs(a - c)
+        table.append({"bin": b, "low": b / bins, "high": (b + 1) / bins, "n": int(mask.sum()),
+                      "confidence": c, "accuracy": a})
+    return {"ece": float(ece), "n": int(conf.size), "bins": table}
+
+
+def run_calibration(run_dir: str | Path, bins: int = 10, scheme: str = "strict") -> dict[str, dict]:
+    """Per stage: ECE and reliability bins from the confidence each prediction states. An answer is
+    correct when its per-example F1 is 1 (the exact structure; an empty answer on an example without
+    gold is correct): a definition independent of any reward. Also counts answers without a confidence."""
+    rows, records = load_run(run_dir)
+    items = per_example(rows, records, scheme)
+    out = {}
+    for stage in items:
+        recs = [r for r in records if r.get("stage", "") == stage]
+        pairs = [(stated_confidence(r["completion"]), float(i["f1"] == 1.0)) for r, i in zip(recs, items[stage])]
+        stated = [(c, a) for c, a in pairs if c is not None]
+        out[stage] = calibration([c for c, _ in stated], [a for _, a in stated], bins) | {"total": len(pairs)}
+    return out
+
+
+def write_json(obj, path: str | Path) -> Path:
+    """Deterministic JSON (sorted keys) for the statistics files under results/."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    return path
