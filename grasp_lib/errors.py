@@ -57,9 +57,10 @@ def classify(predicted: list[dict], gold: list[dict]) -> list[dict]:
 def analyse(rows: list[dict], records: list[dict]) -> list[dict]:
     """One flat entry per mention-level outcome over every record (NER rows only), with stage, id, text."""
     by_key = {(r.get("dataset", ""), str(r["id"])): r for r in rows}
+    by_id = {str(r["id"]): r for r in rows}  # records written before they carried the dataset
     entries = []
     for rec in records:
-        row = by_key.get((rec.get("dataset", ""), str(rec["id"])))
+        row = by_key.get((rec["dataset"], str(rec["id"]))) if "dataset" in rec else by_id.get(str(rec["id"]))
         if row is None or "entities" not in row or row.get("task", "ner") not in ("ner", "joint"):
             continue
         for e in classify(rec.get("predicted") or [], row["entities"]):

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from . import stats  # noqa: E402
 from .paths import REPO_ROOT, resolve  # noqa: E402
@@ -142,6 +143,8 @@ def grpo_curves(run_dir: Path, to_repo: bool | None = None) -> list[Path]:
     if {"completions/min_length", "completions/max_length"} <= set(log.columns):
         right.fill_between(log["step"], log["completions/min_length"], log["completions/max_length"],
                            color=palette[2], alpha=0.2, linewidth=0)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set(xlabel="GRPO step", ylabel="completion length (tokens)", title="length (band: min to max)")
     fig.suptitle(_run_name(run_dir), fontsize="small")
     return save(fig, "grpo_curves", Path(run_dir), to_repo)
@@ -165,6 +168,7 @@ def reward_components(run_dir: Path, to_repo: bool | None = None) -> list[Path]:
         if std is not None:
             ax.fill_between(log["step"], mean - std, mean + std, color=palette[k % len(palette)], alpha=0.2,
                             linewidth=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(title=name, xlabel="GRPO step" if k >= len(names) - cols else "",
                ylabel="mean reward" if k % cols == 0 else "")
     for ax in list(axes.flat)[len(names):]:

@@ -74,3 +74,9 @@ def test_run_tables(tmp_path):
     failure = errors.parse_failures(recs)
     assert failure == [{"stage": "grpo", "id": "u1", "reason": "no JSON object or list found",
                         "completion": "I do not know"}]
+
+
+def test_records_without_dataset_join_on_id():
+    rows = [{"id": "u1", "task": "ner", "dataset": "bc5cdr", "text": TEXT, "entities": GOLD}]
+    entries = errors.analyse(rows, [{"stage": "sft", "id": "u1", "predicted": [pred("Naloxone", "Chemical")]}])
+    assert [e["category"] for e in entries] == ["correct", "missed", "missed"]
