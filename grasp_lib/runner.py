@@ -83,7 +83,8 @@ def run(params_path: str, overrides: dict, notebooks: list[str] | None = None) -
         print(f"FAILED: {err}", file=sys.stderr)
         return 1
     print(f"\nrun {params.name}: {time.time() - started:.0f} s  (per notebook: {timings})")
-    print(f"strict / partial micro-F1 on {params.data.dataset} {params.data.eval_split} "
-          f"({run_dir / 'results' / 'metrics.json'}):")
+    datasets = ", ".join(params.data.mixture) if params.data.mixture else params.data.dataset
+    print(f"F1 on {datasets} ({params.data.eval_split}; NER: strict / partial micro-F1; other datasets: "
+          f"their headline F1) from {run_dir / 'results' / 'metrics.json'}:")
     print(f1_summary(run_dir))
     return 0
