@@ -168,6 +168,74 @@ def quantize_int8(model):
         return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
+def _buffer_layer_class():
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferLayer(DynamicLayer):
+        """A cache layer in a preallocated buffer: `update` writes in place instead of concatenating."""
+
+        def __init__(self):
+            super().__init__()
+            self.kb = self.vb = None
+            self.length = 0
+
+        def allocate(self, like: torch.Tensor, batch: int, capacity: int) -> None:
+            shape = (batch, like.shape[1], capacity, like.shape[3])
+            self.kb, self.vb = like.new_zeros(shape), like.new_zeros(shape)
+            self.is_initialized = True
+            self.device = like.device
+
+        def _views(self):
+            self.keys, self.values = self.kb[:, :, :self.length], self.vb[:, :, :self.length]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            n = key_states.shape[-2]
+            self.kb[:, :, self.length:self.length + n] = key_states
+            self.vb[:, :, self.length:self.length + n] = value_states
+            self.length += n
+            self._views()
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            self.kb, self.vb = self.kb[indices], self.vb[indices]
+            self._views()
+
+    return BufferLayer
+
+
+class _BufferCache:
+    """Builds a DynamicCache whose layers live in preallocated [batch, heads, capacity, dim] buffers."""
+
+    def __new__(cls, n_layers: int, batch: int, capacity: int):
+        from transformers import DynamicCache
+
+        layer_cls = _buffer_layer_class()
+        cache = DynamicCache()
+        cache.layers = [layer_cls() for _ in range(n_layers)]
+        cache.batch, cache.capacity = batch, capacity
+
+        def fill(rows, chunk, n_prefix, start):
+            """Copy a prefilled chunk (prefix + its prompts) into `rows`; its prompts end where the widest ends."""
+            for layer, (k, v) in zip(cache.layers, [(lay.keys, lay.values) for lay in chunk.layers]):
+                if layer.kb is None:
+                    layer.allocate(k, cache.batch, cache.capacity)
+                layer.kb[rows, :, :n_prefix] = k[:, :, :n_prefix]
+                layer.vb[rows, :, :n_prefix] = v[:, :, :n_prefix]
+                layer.kb[rows, :, start:start + k.shape[2] - n_prefix] = k[:, :, n_prefix:]
+                layer.vb[rows, :, start:start + v.shape[2] - n_prefix] = v[:, :, n_prefix:]
+
+        def set_length(length):
+            for layer in cache.layers:
+                layer.length = length
+                layer._views()
+
+        cache.fill, cache.set_length = fill, set_length
+        return cache
+
+
 class Engine:
     """Greedy or sampled decoding with a shared-prefix KV cache and per-sequence stopping.
 
@@ -177,9 +245,10 @@ class Engine:
     """
 
     def __init__(self, model, tokenizer, *, int8: bool = False, batch_size: int = 32, prefix_cache: bool = True,
-                 stop_ids: list[int] | None = None, set_eval: bool = True):
+                 stop_ids: list[int] | None = None, set_eval: bool = True, prefill_chunk: int = 8):
         self.tokenizer = tokenizer
         self.set_eval = set_eval  # False: decode in the model's current mode (GRPO keeps TRL's behaviour)
+        self.prefill_chunk = prefill_chunk  # prompts prefilled together (length-sorted: little padding)
         self.int8 = int8
         self.model = quantize_int8(model) if int8 else model
         self.batch_size = batch_size
@@ -269,11 +338,27 @@ class Engine:
             mask[b, n_prefix + width - len(s):] = 1
         # positions as model.generate derives them from the mask: real tokens count 0, 1, 2, ...
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)[:, n_prefix:]
-        cache = DynamicCache()
-        if prefix_kv is not None:
-            cache = DynamicCache(ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1))
-                                                 for k, v in prefix_kv])
-        logits = self._forward(ids, mask, positions, cache)
+        # Prefill in length-sorted chunks (little padding), each into its rows of one preallocated cache
+        # laid out as [shared prefix | left padding | prompt | new tokens]; decoding writes in place.
+        capacity = n_prefix + width + max_new_tokens
+        cache = _BufferCache(len(self._layers()), n, capacity)
+        logits = None
+        by_length = sorted(range(n), key=lambda b: -len(distinct[b]))
+        for c in range(0, n, self.prefill_chunk):
+            rows = torch.tensor(by_length[c:c + self.prefill_chunk])
+            w = len(distinct[int(rows[0])])
+            chunk = DynamicCache()
+            if prefix_kv is not None:
+                chunk = DynamicCache(ddp_cache_data=[(k.expand(len(rows), -1, -1, -1), v.expand(len(rows), -1, -1, -1))
+                                                     for k, v in prefix_kv])
+            out = self._forward(ids[rows, width - w:],
+                                torch.cat([mask[rows, :n_prefix], mask[rows, n_prefix + width - w:]], dim=1),
+                                positions[rows, width - w:], chunk)
+            if logits is None:
+                logits = out.new_empty((n, out.shape[-1]))
+            logits[rows] = out
+            cache.fill(rows, chunk, n_prefix, n_prefix + width - w)
+        cache.set_length(n_prefix + width)
         if n < len(suffixes):
             cache.batch_select_indices(row_of)
         logits, mask, last_pos = logits[row_of], mask[row_of], positions[row_of, -1]
@@ -297,6 +382,11 @@ class Engine:
             last_pos = last_pos + 1
             logits = self._forward(chosen[:, None], mask, last_pos[:, None], cache)
         return tokens
+
+    def _layers(self):
+        config = self.model.config.get_text_config(decoder=True) if hasattr(self.model.config, "get_text_config") \
+            else self.model.config
+        return range(config.num_hidden_layers)
 
     def generate(self, conversations: list[list[dict]], max_new_tokens: int = 96, sampling: Sampling | None = None,
                  num_samples: int = 1, seed: int = 0, progress: bool = False,

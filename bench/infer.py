@@ -1,0 +1,91 @@
+"""Generation speed: the same BC5CDR test sentences through plain model.generate and through the fast engine.
+
+    flock /tmp/grasp-cpu.lock .venv/bin/python bench/infer.py                  # 256 sentences, SFT model
+    .venv/bin/python bench/infer.py --n 32 --model smollm2-135m               # a quick look
+
+Prints sentences/s, the speed-up over plain generate (batch 16), strict micro-F1 of each path on those
+sentences, and how many fp32 outputs equal plain generate's token for token. Last line:
+`infer: <sentences/s> sentences/s, <x>x plain generate, F1 delta <points>` for the fastest engine path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from grasp_lib.models import load_model  # noqa: E402  (models first: it may import Unsloth)
+from grasp_lib.examples import build_examples  # noqa: E402
+from grasp_lib.infer import generate_result  # noqa: E402
+from grasp_lib.metrics import score_predictions  # noqa: E402
+from grasp_lib.params import load  # noqa: E402
+from grasp_lib.train.common import prompt_messages  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / "runs" / "quick" / "models" / "sft"))
+    parser.add_argument("--params", default=str(ROOT / "params" / "quick.yaml"))
+    parser.add_argument("--n", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plain-batch", type=int, default=16)
+    parser.add_argument("--fast-batch", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: params eval.max_new_tokens")
+    parser.add_argument("--paths", default="plain,fast,fast-int8")
+    parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    args = parser.parse_args()
+
+    params = load(args.params)
+    max_new = args.max_new_tokens or params.eval.max_new_tokens
+    examples, _ = build_examples("bc5cdr", "test", "sentence", params.data.data_dir)
+    usable = [e.to_row() for e in examples if len(e.text) <= params.data.max_chars]
+    rows = random.Random(args.seed).sample(usable, min(args.n, len(usable)))
+    conversations = [prompt_messages(r, params, []) for r in rows]
+    model, tokenizer, _ = load_model(args.model)
+    print(f"model {args.model}, {len(rows)} BC5CDR test sentences (seed {args.seed}), max_new_tokens {max_new}")
+
+    settings = {"plain": dict(engine="plain", batch_size=args.plain_batch),
+                "fast": dict(engine="fast", batch_size=args.fast_batch),
+                "fast-int8": dict(engine="fast", batch_size=args.fast_batch, int8=True)}
+    results = {}
+    for name in args.paths.split(","):
+        started = time.time()
+        result = generate_result(model, tokenizer, conversations, max_new_tokens=max_new, progress=False,
+                                 **settings[name])
+        seconds = time.time() - started  # int8: includes quantizing the model (a few seconds)
+        metrics, _ = score_predictions(rows, [t[0] for t in result.texts])
+        results[name] = {"rate": len(rows) / seconds, "seconds": seconds, "f1": metrics["strict"]["micro"]["f1"],
+                         "new_tokens": result.new_tokens, "unfinished": result.unfinished,
+                         "prefix_tokens": result.prefix_tokens, "ids": result.token_ids,
+                         "batch_size": settings[name]["batch_size"]}
+        print(f"{name:10s} batch {settings[name]['batch_size']:3d}: {results[name]['rate']:6.2f} sentences/s "
+              f"({seconds:6.1f} s, {result.new_tokens / len(rows):.1f} new tokens/sentence, "
+              f"{result.unfinished} hit max_new_tokens, prefix {result.prefix_tokens} tokens), "
+              f"strict F1 {metrics['strict']['micro']['f1']:.4f}", flush=True)
+
+    base = results.get("plain")
+    if base:
+        for name, r in results.items():
+            if name == "plain":
+                continue
+            same = sum(a == b for a, b in zip(base["ids"], r["ids"]))
+            print(f"{name:10s} vs plain: {r['rate'] / base['rate']:.2f}x, F1 delta "
+                  f"{100 * (r['f1'] - base['f1']):+.2f} points, identical outputs {same}/{len(rows)}")
+    best = max((n for n in results if n != "plain"), key=lambda n: results[n]["rate"], default="plain")
+    r = results[best]
+    speedup = r["rate"] / base["rate"] if base else float("nan")
+    delta = 100 * (r["f1"] - base["f1"]) if base else float("nan")
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "ids"}
+                                               for k, v in results.items()}, indent=2))
+    print(f"infer: {r['rate']:.2f} sentences/s, {speedup:.2f}x plain generate, F1 delta {delta:+.2f}")
+
+
+if __name__ == "__main__":
+    main()
