@@ -93,6 +93,9 @@ class Params:
     sft: dict = field(default_factory=dict)  # trl.SFTConfig fields
     grpo: dict = field(default_factory=dict)  # trl.GRPOConfig fields
     rewards: RewardParams = field(default_factory=RewardParams)
+    # Rerunning a stage continues from its last checkpoint in runs/R/checkpoints/<stage> when one exists
+    # (checkpoints: `save_strategy: steps` and `save_steps: N` in the stage's section); false = start over.
+    resume: bool = True
     eval: EvalParams = field(default_factory=EvalParams)
 
     def to_dict(self) -> dict:

@@ -18,8 +18,26 @@ def trainer_defaults(output_dir: Path, seed: int) -> dict:
     on a CPU without native bf16, and to gradient checkpointing, which only costs time at this size."""
     cuda = torch.cuda.is_available()
     return {"output_dir": str(output_dir), "seed": seed, "data_seed": seed, "bf16": cuda and torch.cuda.is_bf16_supported(),
-            "use_cpu": not cuda, "gradient_checkpointing": False, "report_to": "none", "save_strategy": "no",
+            "use_cpu": not cuda, "gradient_checkpointing": False, "report_to": "none",
+            "save_strategy": "no",  # params: save_strategy: steps, save_steps: N -> resumable checkpoints
             "logging_steps": 1, "dataloader_num_workers": 0, "disable_tqdm": False}
+
+
+def last_checkpoint(output_dir: str | Path, resume: bool = True) -> str | None:
+    """The newest `checkpoint-N` folder under a stage's output_dir, to resume from (None: start fresh).
+
+    Checkpoints exist only when the stage's params ask for them (`save_strategy: steps`, `save_steps: N`);
+    rerunning the same params after a kill then continues from the last one (as open-r1's drivers do).
+    `resume: false` in params starts over even when checkpoints exist."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = Path(output_dir)
+    if not resume or not output_dir.is_dir():
+        return None
+    found = get_last_checkpoint(str(output_dir))
+    if found:
+        print(f"resuming from {found}", flush=True)
+    return found
 
 
 def shots_for(params: Params, run_dir: Path) -> list[dict]:

@@ -20,7 +20,7 @@ from ..examples import read_jsonl
 from ..params import Params, check_section, load, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
-from .common import prompt_messages, save_log, shots_for, trainer_defaults
+from .common import last_checkpoint, prompt_messages, save_log, shots_for, trainer_defaults
 
 
 def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
@@ -79,7 +79,9 @@ def fast_rollout_trainer():
     return FastRolloutGRPOTrainer
 
 
-def run(params: Params, run_dir: str | Path) -> dict:
+def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> dict:
+    """Train, save models/grpo and results/grpo_log.jsonl; resumes from the last checkpoint when one exists.
+    `callbacks`: extra transformers TrainerCallbacks (tests use one to interrupt a run)."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -102,15 +104,16 @@ def run(params: Params, run_dir: str | Path) -> dict:
     config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | logging | params.grpo))
     trainer_cls = GRPOTrainer if os.environ.get("GRASP_ROLLOUTS") == "plain" else fast_rollout_trainer()
     trainer = trainer_cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=peft_config)
+                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+    resumed = last_checkpoint(config.output_dir, params.resume)
     started = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resumed)
     seconds = time.time() - started
 
     # Save
     save_merged(trainer.model, tokenizer, run_dir / "models" / "grpo")
     save_log(trainer.state.log_history, run_dir / "results" / "grpo_log.jsonl")
-    return {"steps": trainer.state.global_step, "seconds": seconds, "prompts": len(rows)}
+    return {"steps": trainer.state.global_step, "seconds": seconds, "prompts": len(rows), "resumed_from": resumed}
 
 
 def main() -> None:

@@ -12,13 +12,15 @@ import time
 from pathlib import Path
 
 from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
-from ..examples import read_jsonl
+from ..examples import curriculum_stages, read_jsonl
 from ..params import Params, check_section, load, write_run_info
 from ..paths import resolve
-from .common import save_log, sft_rows, shots_for, trainer_defaults
+from .common import last_checkpoint, save_log, sft_rows, shots_for, trainer_defaults
 
 
-def run(params: Params, run_dir: str | Path) -> dict:
+def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> dict:
+    """Train, save models/sft and results/sft_log.jsonl; resumes from the last checkpoint when one exists.
+    `callbacks`: extra transformers TrainerCallbacks (tests use one to interrupt a run)."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -29,26 +31,41 @@ def run(params: Params, run_dir: str | Path) -> dict:
         check_section(params.lora, LoraConfig, "lora")
     write_run_info(params, run_dir, "sft")
 
-    # Data
+    # Data: one stage, or the Taiyi curriculum's stage A (data.curriculum's family) then stage B (all)
     rows = read_jsonl(run_dir / "data" / "sft.jsonl")
-    dataset = Dataset.from_list(sft_rows(rows, params, shots_for(params, run_dir)))
+    shots = shots_for(params, run_dir)
+    stages = curriculum_stages(rows)
 
     # Model
     model, tokenizer, peft_config = load_model(params.model, params.lora)
 
-    # Training
-    config = SFTConfig(**(trainer_defaults(run_dir / "checkpoints" / "sft", params.seed) | params.sft))
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config)
-    started = time.time()
-    result = trainer.train()
-    seconds = time.time() - started
+    # Training: one trainer pass per stage, each continuing from the previous stage's weights (and
+    # adapter); the sft section (epochs, max_steps, schedule) applies to each stage.
+    checkpoints = run_dir / "checkpoints" / "sft"
+    log, losses, resumed_from, offset, seconds = [], {}, {}, 0, 0.0
+    for stage, stage_rows in stages:
+        dataset = Dataset.from_list(sft_rows(stage_rows, params, shots))
+        output_dir = checkpoints if stage == "all" else checkpoints / f"stage-{stage}"
+        config = SFTConfig(**(trainer_defaults(output_dir, params.seed) | params.sft))
+        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                             peft_config=peft_config, callbacks=callbacks)
+        resumed_from[stage] = last_checkpoint(config.output_dir, params.resume)
+        started = time.time()
+        result = trainer.train(resume_from_checkpoint=resumed_from[stage])
+        seconds += time.time() - started
+        model, peft_config = trainer.model, None  # the next stage trains the same (PEFT) model on
+        losses[stage] = result.training_loss
+        log += [entry | {"step": entry.get("step", 0) + offset}
+                | ({} if stage == "all" else {"curriculum_stage": stage}) for entry in trainer.state.log_history]
+        offset += trainer.state.global_step
 
     # Save
     save_merged(trainer.model, tokenizer, run_dir / "models" / "sft")
-    save_log(trainer.state.log_history, run_dir / "results" / "sft_log.jsonl")
-    return {"train_loss": result.training_loss, "steps": trainer.state.global_step, "seconds": seconds,
-            "examples": len(rows)}
+    save_log(log, run_dir / "results" / "sft_log.jsonl")
+    summary = {"train_loss": result.training_loss, "steps": offset, "seconds": seconds, "examples": len(rows)}
+    if len(stages) > 1:
+        summary |= {"stages": {s: {"examples": len(r), "train_loss": losses[s]} for s, r in stages}}
+    return summary | {"resumed_from": resumed_from if len(stages) > 1 else resumed_from["all"]}
 
 
 def main() -> None:

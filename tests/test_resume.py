@@ -1,0 +1,78 @@
+"""Checkpoints every N steps and automatic resume: a GRPO run on tiny-random killed after its first
+checkpoint is rerun with the same params, continues from that checkpoint and finishes."""
+
+import json
+import shutil
+
+import pytest
+from transformers import TrainerCallback
+
+from grasp_lib import examples
+from grasp_lib import params as P
+from grasp_lib.train import common, grpo
+
+OVERRIDES = {"stages": ["grpo"], "grpo.max_steps": 3, "grpo.save_strategy": "steps", "grpo.save_steps": 1}
+
+
+class Killed(RuntimeError):
+    pass
+
+
+class KillAfterFirstSave(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        raise Killed(f"killed after saving step {state.global_step}")
+
+
+class Steps(TrainerCallback):
+    def __init__(self):
+        self.seen = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seen.append(state.global_step)
+
+
+def _final(log_path):
+    entries = [json.loads(line) for line in log_path.read_text().splitlines()]
+    return [e for e in entries if "loss" in e and "reward" in e]
+
+
+@pytest.fixture
+def smoke(tmp_path):
+    params = P.load("params/smoke.yaml", OVERRIDES)
+    examples.prepare(params, tmp_path / "a")
+    shutil.copytree(tmp_path / "a" / "data", tmp_path / "b" / "data")
+    return params, tmp_path
+
+
+def test_last_checkpoint_is_none_without_checkpoints_or_when_resume_is_off(tmp_path):
+    assert common.last_checkpoint(tmp_path / "missing") is None
+    (tmp_path / "checkpoint-2").mkdir()
+    (tmp_path / "checkpoint-10").mkdir()
+    assert common.last_checkpoint(tmp_path).endswith("checkpoint-10")
+    assert common.last_checkpoint(tmp_path, resume=False) is None
+
+
+def test_killed_grpo_run_resumes_from_its_checkpoint_and_finishes(smoke):
+    params, tmp = smoke
+    run_a = tmp / "a"
+    with pytest.raises(Killed):
+        grpo.run(params, run_a, callbacks=[KillAfterFirstSave()])
+    checkpoints = run_a / "checkpoints" / "grpo"
+    assert [p.name for p in checkpoints.glob("checkpoint-*")] == ["checkpoint-1"]
+    assert not (run_a / "models" / "grpo").exists()
+
+    steps = Steps()
+    result = grpo.run(params, run_a, callbacks=[steps])
+    assert result["resumed_from"].endswith("checkpoint-1")
+    assert steps.seen == [2, 3]  # started from the checkpoint's global_step, not from 0
+    assert result["steps"] == 3
+    assert (run_a / "models" / "grpo" / "config.json").exists()
+    resumed_log = _final(run_a / "results" / "grpo_log.jsonl")
+    assert [e["step"] for e in resumed_log] == [1, 2, 3]  # the first run's step 1 is kept in the log
+
+    # the same seed without interruption: compare what each step logged
+    fresh = grpo.run(params, tmp / "b")
+    assert fresh["resumed_from"] is None
+    fresh_log = _final(tmp / "b" / "results" / "grpo_log.jsonl")
+    for key in ("reward", "loss", "completions/mean_length"):
+        assert [e[key] for e in resumed_log] == pytest.approx([e[key] for e in fresh_log], abs=1e-6), key
