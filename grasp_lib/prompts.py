@@ -9,6 +9,7 @@ annotate is the user message. Targets are JSON, never BIO tag strings.
 from __future__ import annotations
 
 import json
+import re
 
 from .tasks import FAMILIES, OUTPUT_SCHEMAS, TaskSpec
 
@@ -45,6 +46,60 @@ def build_target(row: dict, spec: TaskSpec) -> str:
     if family == "qa":
         return json.dumps({"answer": row["answer"]}, ensure_ascii=False)
     raise ValueError(f"unknown task family {family!r}")
+
+
+_BREAKS = re.compile(r'[;.!?\n"“”]')
+
+
+def _evidence(text: str, start: int, end: int, words: int = 2) -> str:
+    """The mention with up to `words` words either side, cut at sentence or clause breaks and quote marks
+    (so the reasoning reward's quote and line patterns see one grounded phrase)."""
+    left = _BREAKS.split(text[:start])[-1].split()[-words:] if start else []
+    right = _BREAKS.split(text[end:])[0].split()[:words]
+    return " ".join(left + [text[start:end]] + right)
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace('"', "'") + '"'
+
+
+def reasoning_target(row: dict, spec: TaskSpec) -> str:
+    """MimicSFT target: a <think> plan derived from the gold structure alone (no teacher model), then the
+    gold JSON answer. The plan follows the reasoning level's instruction and what rewards.reasoning scores:
+    one line per answer item, quoting the item and (for NER) its evidence words from the text, naming the
+    label. parsing.parse drops the leading <think> block, so the answer parses back to the gold structure.
+
+    >>> row = {"text": "Naloxone reversed hypotension.", "entities": [
+    ...     {"start": 0, "end": 8, "text": "Naloxone", "type": "Chemical"}]}
+    >>> from .tasks import get_task
+    >>> print(reasoning_target(row, get_task("bc5cdr")))
+    <think>
+    "Naloxone" in "Naloxone reversed hypotension" -> Chemical
+    </think>
+    {"Chemical": ["Naloxone"], "Disease": []}
+    """
+    family, text, lines = spec.family, row.get("text") or "", []
+    if family in ("ner", "joint"):
+        seen = set()
+        for e in sorted(row.get("entities") or [], key=lambda e: (e["start"], e["end"])):
+            if (e["text"], e["type"]) in seen:
+                continue
+            seen.add((e["text"], e["type"]))
+            evidence = _evidence(text, e["start"], e["end"]) if text[e["start"]:e["end"]] == e["text"] else ""
+            lines.append(f"{_q(e['text'])} in {_q(evidence)} -> {e['type']}" if evidence and evidence != e["text"]
+                         else f"{_q(e['text'])} -> {e['type']}")
+    if family in ("triples", "joint"):
+        lines += [f"{_q(r['head'])} {r['relation']} {_q(r['tail'])}" for r in row.get("relations") or []]
+    if family == "re":
+        first, second = sorted(row["entities"], key=lambda e: (e["start"], e["end"]))
+        lines.append(f"{_q(first['text'])} and {_q(second['text'])} -> {row['label']}")
+    if family == "nary":
+        lines += [" + ".join(_q(d) for d in c["drugs"]) + f" -> {c['label']}" for c in row.get("combinations") or []]
+    if family == "qa":
+        lines.append(f"Answer: {row['answer']}")
+    if not lines:
+        lines.append("No " + " or ".join(spec.label_names) + " in the text.")
+    return "<think>\n" + "\n".join(lines) + "\n</think>\n" + build_target(row, spec)
 
 
 def mark_entities(text: str, entities: list[dict]) -> str:

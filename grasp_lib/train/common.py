@@ -9,7 +9,7 @@ import torch
 
 from ..examples import read_jsonl
 from ..params import Params
-from ..prompts import build_target, row_messages
+from ..prompts import build_target, reasoning_target, row_messages
 from ..tasks import get_task
 
 
@@ -52,9 +52,11 @@ def prompt_messages(row: dict, params: Params, shots: list[dict]) -> list[dict]:
 
 
 def sft_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
-    """Conversational prompt-completion rows: TRL puts the loss on the completion only."""
+    """Conversational prompt-completion rows: TRL puts the loss on the completion only. With the
+    `reasoning` prompt level the completion is MimicSFT's gold-derived <think> plan, then the answer."""
+    target = reasoning_target if "reasoning" in params.prompt.levels else build_target  # MimicSFT
     return [{"prompt": prompt_messages(r, params, shots),
-             "completion": [{"role": "assistant", "content": build_target(r, get_task(r["dataset"]))}]}
+             "completion": [{"role": "assistant", "content": target(r, get_task(r["dataset"]))}]}
             for r in rows]
 
 
