@@ -100,15 +100,42 @@ def _save(model, tokenizer, target: Path) -> None:
     tokenizer.save_pretrained(target)
 
 
-def load_model(name: str, lora: dict | None = None, max_seq_length: int = 1024):
+def unsloth_options(settings: dict | None = None) -> tuple[dict, dict]:
+    """(FastLanguageModel.from_pretrained kwargs, get_peft_model kwargs) from params' `unsloth` section.
+
+    4-bit base weights only where bitsandbytes is installed (else the 16-bit base, with a note);
+    Unsloth's offloaded gradient checkpointing on the LoRA model; `fast_inference` (Unsloth's vLLM
+    generation for GRPO, with grpo.use_vllm) only where vllm is installed."""
+    settings = dict(settings or {})
+    four_bit = bool(settings.pop("load_in_4bit", False))
+    if four_bit and importlib.util.find_spec("bitsandbytes") is None:
+        print("unsloth.load_in_4bit: bitsandbytes is not installed, loading the 16-bit base")
+        four_bit = False
+    fast = bool(settings.pop("fast_inference", False))
+    if fast and importlib.util.find_spec("vllm") is None:
+        print("unsloth.fast_inference: vllm is not installed, generating with transformers")
+        fast = False
+    load = {"max_seq_length": settings.pop("max_seq_length", 1024), "load_in_4bit": four_bit, "dtype": None}
+    if fast:
+        load |= {"fast_inference": True, "gpu_memory_utilization": settings.pop("gpu_memory_utilization", 0.6)}
+    settings.pop("gpu_memory_utilization", None)
+    peft = {"use_gradient_checkpointing": settings.pop("use_gradient_checkpointing", "unsloth")}
+    if settings:
+        raise ValueError(f"unsloth: unknown key(s) {sorted(settings)}; valid: load_in_4bit, max_seq_length, "
+                         "fast_inference, gpu_memory_utilization, use_gradient_checkpointing")
+    return load, peft
+
+
+def load_model(name: str, lora: dict | None = None, max_seq_length: int = 1024, unsloth: dict | None = None):
     """(model, tokenizer, peft_config). With Unsloth the LoRA is applied here and peft_config is None;
-    otherwise pass peft_config to the TRL trainer. `lora` holds peft.LoraConfig fields."""
+    otherwise pass peft_config to the TRL trainer. `lora` holds peft.LoraConfig fields; `unsloth` the
+    params' Unsloth settings (see unsloth_options; ignored on the transformers + PEFT path)."""
     path = model_path(name)
     if USE_UNSLOTH:
-        model, tokenizer = FastLanguageModel.from_pretrained(path, max_seq_length=max_seq_length,
-                                                             load_in_4bit=False, dtype=None)
+        load, peft = unsloth_options({"max_seq_length": max_seq_length} | (unsloth or {}))
+        model, tokenizer = FastLanguageModel.from_pretrained(path, **load)
         if lora:
-            model = FastLanguageModel.get_peft_model(model, **lora)
+            model = FastLanguageModel.get_peft_model(model, **(peft | lora))
         return model, tokenizer, None
     from peft import LoraConfig
 
@@ -120,6 +147,10 @@ def load_model(name: str, lora: dict | None = None, max_seq_length: int = 1024):
 
 def save_merged(model, tokenizer, target: str | Path) -> None:
     """Save a trained model; a PEFT model is merged first so every stage loads the same way."""
+    if USE_UNSLOTH and hasattr(model, "save_pretrained_merged"):
+        # Unsloth merges LoRA into 16-bit weights (dequantizing a 4-bit base) so every stage loads alike
+        model.save_pretrained_merged(str(target), tokenizer, save_method="merged_16bit")
+        return
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.save_pretrained(target)

@@ -1,6 +1,6 @@
 """Parameters: plain YAML validated against dataclasses (an unknown key is an error listing the valid ones).
 
-The `lora`, `sft` and `grpo` sections use PEFT's LoraConfig and TRL's SFTConfig / GRPOConfig field
+The `lora`, `sft`, `dpo` and `grpo` sections use PEFT's LoraConfig and TRL's SFTConfig / DPOConfig / GRPOConfig field
 names and go to those classes unchanged; `check_section` validates them where TRL is imported anyway.
 """
 
@@ -82,6 +82,18 @@ class EvalParams:
 
 
 @dataclass
+class PreferenceParams:
+    """How the DPO stage builds its preference pairs (no teacher): `samples` completions per prompt from the
+    stage's start model, scored by the composite reward (rewards.funcs weighted by grpo.reward_weights);
+    the best and the worst form a pair when their rewards differ by at least `margin`."""
+    split: str = "rl"  # prompts from data/<split>.jsonl: rl (GRPO's prompts) | sft
+    samples: int = 4
+    temperature: float = 1.0
+    max_new_tokens: int | None = None  # null = grpo.max_completion_length, else eval.max_new_tokens
+    margin: float = 0.1  # chosen reward - rejected reward must be at least this (and always > 0)
+
+
+@dataclass
 class Params:
     name: str = "quick"
     seed: int = 42
@@ -90,8 +102,14 @@ class Params:
     data: DataParams = field(default_factory=DataParams)
     prompt: PromptParams = field(default_factory=PromptParams)
     lora: dict | None = None  # peft.LoraConfig fields; null = full fine-tune
+    # GPU path only (Unsloth on CUDA): load_in_4bit (where bitsandbytes is installed), max_seq_length,
+    # use_gradient_checkpointing ("unsloth" = offloaded), fast_inference + gpu_memory_utilization (vLLM
+    # generation for GRPO, with grpo.use_vllm: true). Ignored by the transformers + PEFT path.
+    unsloth: dict = field(default_factory=dict)
     sft: dict = field(default_factory=dict)  # trl.SFTConfig fields
     grpo: dict = field(default_factory=dict)  # trl.GRPOConfig fields
+    dpo: dict = field(default_factory=dict)  # trl.DPOConfig fields (stage "dpo", between sft and grpo)
+    preference: PreferenceParams = field(default_factory=PreferenceParams)  # DPO pairs
     rewards: RewardParams = field(default_factory=RewardParams)
     # Rerunning a stage continues from its last checkpoint in runs/R/checkpoints/<stage> when one exists
     # (checkpoints: `save_strategy: steps` and `save_steps: N` in the stage's section); false = start over.
@@ -102,7 +120,7 @@ class Params:
         return dataclasses.asdict(self)
 
 
-KNOWN_STAGES = ("sft", "grpo")
+KNOWN_STAGES = ("sft", "dpo", "grpo")  # run in this order
 
 
 def _build(cls, values: dict, where: str):
@@ -122,7 +140,7 @@ def _build(cls, values: dict, where: str):
 
 
 _SECTIONS = {"DataParams": DataParams, "PromptParams": PromptParams, "RewardParams": RewardParams,
-             "EvalParams": EvalParams}
+             "EvalParams": EvalParams, "PreferenceParams": PreferenceParams}
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -168,6 +186,8 @@ def load(path: str | Path, overrides: dict | None = None) -> Params:
     bad = [s for s in params.stages if s not in KNOWN_STAGES]
     if bad:
         raise ParamsError(f"{path}: stages {bad} unknown; valid: {list(KNOWN_STAGES)}")
+    if params.stages != sorted(params.stages, key=KNOWN_STAGES.index):
+        raise ParamsError(f"{path}: stages {params.stages} out of order; they run as {list(KNOWN_STAGES)}")
     weights = params.grpo.get("reward_weights")
     if weights is not None and len(weights) != len(params.rewards.funcs):
         raise ParamsError(f"{path}: grpo.reward_weights has {len(weights)} values for "

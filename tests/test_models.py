@@ -22,3 +22,20 @@ def test_tiny_random_loads_and_generates_in_input_order():
     sampled = generate(model, tokenizer, conversations, batch_size=2, max_new_tokens=5, do_sample=True,
                        num_samples=3, progress=False)
     assert [len(s) for s in sampled] == [3, 3]
+
+
+def test_unsloth_options_4bit_only_with_bitsandbytes(monkeypatch):
+    real = models.importlib.util.find_spec
+    for present in (True, False):
+        monkeypatch.setattr(models.importlib.util, "find_spec",
+                            lambda name, present=present: object() if present else
+                            (None if name in ("bitsandbytes", "vllm") else real(name)))
+        load, peft = models.unsloth_options({"load_in_4bit": True, "max_seq_length": 2048, "fast_inference": True})
+        assert load["load_in_4bit"] is present and load["max_seq_length"] == 2048
+        assert load.get("fast_inference", False) is present
+        assert peft == {"use_gradient_checkpointing": "unsloth"}
+    assert models.unsloth_options()[0] == {"max_seq_length": 1024, "load_in_4bit": False, "dtype": None}
+    import pytest
+
+    with pytest.raises(ValueError, match="load_in_8bit"):
+        models.unsloth_options({"load_in_8bit": True})

@@ -1,4 +1,4 @@
-"""Stage 2: GRPO with granular rewards (TRL GRPOTrainer), starting from the SFT model.
+"""Stage 2: GRPO with granular rewards (TRL GRPOTrainer), starting from the DPO or SFT model.
 
 Reads runs/R/data/rl.jsonl, writes the merged policy to runs/R/models/grpo and the trainer log (each
 reward's mean and spread per step, completion lengths) to runs/R/results/grpo_log.jsonl. Usable
@@ -93,9 +93,10 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     rows = read_jsonl(run_dir / "data" / "rl.jsonl")
     dataset = Dataset.from_list(rl_rows(rows, params, shots_for(params, run_dir)))
 
-    # Model: the SFT policy when that stage ran, else the base model
-    start = str(run_dir / "models" / "sft") if "sft" in params.stages else params.model
-    model, tokenizer, peft_config = load_model(start, params.lora)
+    # Model: the DPO policy when that stage ran, else the SFT policy, else the base model
+    start = next((str(run_dir / "models" / stage) for stage in ("dpo", "sft") if stage in params.stages),
+                 params.model)
+    model, tokenizer, peft_config = load_model(start, params.lora, unsloth=params.unsloth)
 
     # Rewards and trainer
     rewards = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
@@ -111,8 +112,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     seconds = time.time() - started
 
     # Save
-    save_merged(trainer.model, tokenizer, run_dir / "models" / "grpo")
-    save_log(trainer.state.log_history, run_dir / "results" / "grpo_log.jsonl")
+    if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
+        save_merged(trainer.model, tokenizer, run_dir / "models" / "grpo")
+        save_log(trainer.state.log_history, run_dir / "results" / "grpo_log.jsonl")
     return {"steps": trainer.state.global_step, "seconds": seconds, "prompts": len(rows), "resumed_from": resumed}
 
 

@@ -37,7 +37,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     stages = curriculum_stages(rows)
 
     # Model
-    model, tokenizer, peft_config = load_model(params.model, params.lora)
+    model, tokenizer, peft_config = load_model(params.model, params.lora, unsloth=params.unsloth)
 
     # Training: one trainer pass per stage, each continuing from the previous stage's weights (and
     # adapter); the sft section (epochs, max_steps, schedule) applies to each stage.
@@ -60,8 +60,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
         offset += trainer.state.global_step
 
     # Save
-    save_merged(trainer.model, tokenizer, run_dir / "models" / "sft")
-    save_log(log, run_dir / "results" / "sft_log.jsonl")
+    if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
+        save_merged(trainer.model, tokenizer, run_dir / "models" / "sft")
+        save_log(log, run_dir / "results" / "sft_log.jsonl")
     summary = {"train_loss": result.training_loss, "steps": offset, "seconds": seconds, "examples": len(rows)}
     if len(stages) > 1:
         summary |= {"stages": {s: {"examples": len(r), "train_loss": losses[s]} for s, r in stages}}

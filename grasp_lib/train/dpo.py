@@ -1,0 +1,140 @@
+"""Optional stage between SFT and GRPO: DPO on preference pairs built from the model's own samples.
+
+No teacher and no human labels: for each prompt of data/<preference.split>.jsonl the start model (the SFT
+model when that stage ran, else the base model) samples `preference.samples` completions; the composite
+reward (rewards.funcs weighted by grpo.reward_weights, the GRPO objective) ranks them, and the best and
+the worst completion form a (chosen, rejected) pair when their rewards differ by at least
+`preference.margin`. TRL's DPOTrainer (the `dpo` section holds trl.DPOConfig fields) trains on the pairs.
+Writes runs/R/models/dpo, results/dpo_pairs.jsonl and results/dpo_log.jsonl. Usable in-process
+(`run(params, run_dir)`) or as `accelerate launch -m grasp_lib.train.dpo --params P --run-dir R`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
+from ..examples import read_jsonl, write_jsonl
+from ..params import Params, check_section, load, write_run_info
+from ..paths import resolve
+from ..rewards import build_rewards
+from .common import last_checkpoint, prompt_messages, save_log, shots_for, trainer_defaults
+
+
+def composite_rewards(funcs: list, weights: list[float] | None, completions: list[str], rows: list[dict]) -> list[float]:
+    """Weighted sum of the rewards per completion, as GRPO combines them: a reward that does not apply to
+    a row (None) is left out of the sum; `weights` None = all 1."""
+    weights = weights or [1.0] * len(funcs)
+    columns = {key: [row.get(key) for row in rows] for key in {k for row in rows for k in row} - {"id"}}
+    totals = [0.0] * len(completions)
+    for func, weight in zip(funcs, weights):
+        for i, value in enumerate(func(completions, **columns)):
+            if value is not None and not math.isnan(value):
+                totals[i] += weight * value
+    return totals
+
+
+def build_pairs(groups: list[dict], margin: float) -> list[dict]:
+    """Preference pairs from groups {"prompt", "completions", "rewards"}: the best completion (first on
+    ties) is chosen, the worst (last on ties) rejected, kept only when chosen reward - rejected reward is
+    positive and at least `margin`. Extra keys of a group are kept on its pair."""
+    pairs = []
+    for group in groups:
+        completions, rewards = group["completions"], group["rewards"]
+        if len(completions) != len(rewards):
+            raise ValueError(f"{len(completions)} completions but {len(rewards)} rewards")
+        if len(rewards) < 2:
+            continue
+        best = max(range(len(rewards)), key=lambda i: (rewards[i], -i))
+        worst = min(range(len(rewards)), key=lambda i: (rewards[i], -i))
+        gap = rewards[best] - rewards[worst]
+        if gap > 0 and gap >= margin:
+            extra = {k: v for k, v in group.items() if k not in ("completions", "rewards")}
+            pairs.append(extra | {"chosen": completions[best], "rejected": completions[worst],
+                                  "chosen_reward": rewards[best], "rejected_reward": rewards[worst]})
+    return pairs
+
+
+def start_model(params: Params, run_dir: Path) -> str:
+    return str(run_dir / "models" / "sft") if "sft" in params.stages else params.model
+
+
+def sample_pairs(model, tokenizer, params: Params, run_dir: Path) -> tuple[list[dict], dict]:
+    """(pairs, counts): sample, score with the composite reward, pair best against worst."""
+    from ..infer import generate
+
+    pref = params.preference
+    rows = read_jsonl(run_dir / "data" / f"{pref.split}.jsonl")
+    shots = shots_for(params, run_dir)
+    conversations = [prompt_messages(r, params, shots) for r in rows]
+    max_new = pref.max_new_tokens or params.grpo.get("max_completion_length") or params.eval.max_new_tokens
+    samples = generate(model, tokenizer, conversations, batch_size=params.eval.batch_size, max_new_tokens=max_new,
+                       do_sample=True, temperature=pref.temperature, num_samples=pref.samples, seed=params.seed,
+                       progress=False, engine=params.eval.engine)
+    funcs = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
+    weights = params.grpo.get("reward_weights")
+    flat_rows = [r for r in rows for _ in range(pref.samples)]
+    flat = composite_rewards(funcs, weights, [c for group in samples for c in group], flat_rows)
+    groups = [{"id": r.get("id"), "dataset": r["dataset"], "prompt": conv, "completions": group,
+               "rewards": flat[i * pref.samples:(i + 1) * pref.samples]}
+              for i, (r, conv, group) in enumerate(zip(rows, conversations, samples))]
+    pairs = build_pairs(groups, pref.margin)
+    counts = {"prompts": len(rows), "samples": len(flat), "pairs": len(pairs),
+              "mean_reward": sum(flat) / max(len(flat), 1),
+              "mean_margin": sum(p["chosen_reward"] - p["rejected_reward"] for p in pairs) / max(len(pairs), 1)}
+    return pairs, counts
+
+
+def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> dict:
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    run_dir = resolve(run_dir)
+    check_section(params.dpo, DPOConfig, "dpo")
+    write_run_info(params, run_dir, "dpo")
+    model, tokenizer, peft_config = load_model(start_model(params, run_dir), params.lora, unsloth=params.unsloth)
+
+    # Pairs (written for inspection; resampled on a rerun, which the seed makes reproducible)
+    started = time.time()
+    pairs, counts = sample_pairs(model, tokenizer, params, run_dir)
+    counts["sampling_seconds"] = time.time() - started
+    write_jsonl(pairs, run_dir / "results" / "dpo_pairs.jsonl")
+    if not pairs:
+        raise ValueError(f"no preference pairs: every prompt's {params.preference.samples} samples scored within "
+                         f"margin {params.preference.margin} of each other ({counts}); lower preference.margin "
+                         f"or raise preference.samples / temperature")
+    dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": [{"role": "assistant", "content": p["chosen"]}],
+                                  "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs])
+
+    # Training: without LoRA, TRL copies the start model as the frozen reference; with LoRA the reference
+    # is the same model with the adapter switched off
+    model.train()
+    config = DPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "dpo", params.seed) | params.dpo))
+    trainer = DPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=callbacks)
+    resumed = last_checkpoint(config.output_dir, params.resume)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=resumed)
+    seconds = time.time() - started
+
+    if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
+        save_merged(trainer.model, tokenizer, run_dir / "models" / "dpo")
+        save_log(trainer.state.log_history, run_dir / "results" / "dpo_log.jsonl")
+    return counts | {"train_loss": result.training_loss, "steps": trainer.state.global_step, "seconds": seconds,
+                     "resumed_from": resumed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--run-dir", required=True)
+    args = parser.parse_args()
+    print(run(load(args.params), args.run_dir))
+
+
+if __name__ == "__main__":
+    main()
