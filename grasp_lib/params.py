@@ -183,6 +183,8 @@ def load(path: str | Path, overrides: dict | None = None) -> Params:
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle) or {}
     params = _build(Params, apply_overrides(raw, overrides or {}), str(path))
+    if isinstance(params.stages, str):  # `-p stages=grpo`: one stage, not its letters
+        params.stages = [params.stages]
     bad = [s for s in params.stages if s not in KNOWN_STAGES]
     if bad:
         raise ParamsError(f"{path}: stages {bad} unknown; valid: {list(KNOWN_STAGES)}")

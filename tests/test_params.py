@@ -49,10 +49,16 @@ def test_run_info_has_params_versions_and_commit(tmp_path):
 @pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "params").glob("*.yaml")))
 def test_every_params_file_validates_including_trainer_sections(path):
     from peft import LoraConfig
-    from trl import GRPOConfig, SFTConfig
+    from trl import DPOConfig, GRPOConfig, SFTConfig
 
     params = load(path)
     check_section(params.sft, SFTConfig, "sft")
+    check_section(params.dpo, DPOConfig, "dpo")
     check_section(params.grpo, GRPOConfig, "grpo")
     if params.lora:
         check_section(params.lora, LoraConfig, "lora")
+
+
+def test_one_stage_override_is_a_list():
+    assert load("params/smoke.yaml", dict([parse_override("stages=grpo")])).stages == ["grpo"]
+    assert load("params/smoke.yaml", dict([parse_override("stages=sft,dpo,grpo")])).stages == ["sft", "dpo", "grpo"]

@@ -9,7 +9,7 @@ from transformers import TrainerCallback
 
 from grasp_lib import examples
 from grasp_lib import params as P
-from grasp_lib.train import common, grpo
+from grasp_lib.train import common, grpo, sft
 
 OVERRIDES = {"stages": ["grpo"], "grpo.max_steps": 3, "grpo.save_strategy": "steps", "grpo.save_steps": 1}
 
@@ -76,3 +76,17 @@ def test_killed_grpo_run_resumes_from_its_checkpoint_and_finishes(smoke):
     fresh_log = _final(tmp / "b" / "results" / "grpo_log.jsonl")
     for key in ("reward", "loss", "completions/mean_length"):
         assert [e[key] for e in resumed_log] == pytest.approx([e[key] for e in fresh_log], abs=1e-6), key
+
+
+def test_killed_sft_run_resumes_from_its_checkpoint(smoke):
+    params, tmp = smoke
+    params.stages = ["sft"]
+    params.sft |= {"max_steps": 2, "save_strategy": "steps", "save_steps": 1}
+    with pytest.raises(Killed):
+        sft.run(params, tmp / "a", callbacks=[KillAfterFirstSave()])
+    steps = Steps()
+    result = sft.run(params, tmp / "a", callbacks=[steps])
+    assert result["resumed_from"].endswith("checkpoint-1") and steps.seen == [2] and result["steps"] == 2
+    params.resume = False  # resume: false starts over
+    steps = Steps()
+    assert sft.run(params, tmp / "a", callbacks=[steps])["resumed_from"] is None and steps.seen == [1, 2]
