@@ -60,6 +60,24 @@ def sft_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
             for r in rows]
 
 
+def stage_main(doc: str, run) -> None:
+    """Command line of a stage module (`python -m` / `accelerate launch -m grasp_lib.train.<stage>`):
+    --params, --run-dir (default runs/<name>; its data/ comes from notebook 01), -p key=value overrides."""
+    import argparse
+
+    from ..params import load, parse_override
+    from ..paths import resolve
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--params", required=True, help="a params YAML file, e.g. params/paper.yaml")
+    parser.add_argument("--run-dir", help="the run folder (default: runs/<params name>)")
+    parser.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a param (dotted keys: grpo.use_vllm=true); repeatable")
+    args = parser.parse_args()
+    params = load(args.params, dict(parse_override(o) for o in args.overrides))
+    print(run(params, resolve(args.run_dir or Path("runs") / params.name)))
+
+
 def save_log(log_history: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(json.dumps(entry) for entry in log_history) + "\n")

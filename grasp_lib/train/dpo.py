@@ -11,7 +11,6 @@ Writes runs/R/models/dpo, results/dpo_pairs.jsonl and results/dpo_log.jsonl. Usa
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import time
@@ -19,10 +18,10 @@ from pathlib import Path
 
 from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
 from ..examples import read_jsonl, write_jsonl
-from ..params import Params, check_section, load, write_run_info
+from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
-from .common import last_checkpoint, prompt_messages, save_log, shots_for, trainer_defaults
+from .common import stage_main, last_checkpoint, prompt_messages, save_log, shots_for, trainer_defaults
 
 
 def composite_rewards(funcs: list, weights: list[float] | None, completions: list[str], rows: list[dict]) -> list[float]:
@@ -129,11 +128,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", required=True)
-    parser.add_argument("--run-dir", required=True)
-    args = parser.parse_args()
-    print(run(load(args.params), args.run_dir))
+    stage_main(__doc__, run)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ in-process (`run(params, run_dir)`) or as
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import os
@@ -17,10 +16,10 @@ from pathlib import Path
 
 from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
 from ..examples import read_jsonl
-from ..params import Params, check_section, load, write_run_info
+from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
-from .common import last_checkpoint, prompt_messages, save_log, shots_for, trainer_defaults
+from .common import stage_main, last_checkpoint, prompt_messages, save_log, shots_for, trainer_defaults
 
 
 def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
@@ -119,11 +118,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", required=True)
-    parser.add_argument("--run-dir", required=True)
-    args = parser.parse_args()
-    print(run(load(args.params), args.run_dir))
+    stage_main(__doc__, run)
 
 
 if __name__ == "__main__":

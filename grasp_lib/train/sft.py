@@ -7,15 +7,14 @@ runs/R/results/sft_log.jsonl. Usable in-process (`run(params, run_dir)`) or as
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
 from ..examples import curriculum_stages, read_jsonl
-from ..params import Params, check_section, load, write_run_info
+from ..params import Params, check_section, write_run_info
 from ..paths import resolve
-from .common import last_checkpoint, save_log, sft_rows, shots_for, trainer_defaults
+from .common import stage_main, last_checkpoint, save_log, sft_rows, shots_for, trainer_defaults
 
 
 def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> dict:
@@ -70,11 +69,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", required=True)
-    parser.add_argument("--run-dir", required=True)
-    args = parser.parse_args()
-    print(run(load(args.params), args.run_dir))
+    stage_main(__doc__, run)
 
 
 if __name__ == "__main__":
