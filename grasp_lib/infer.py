@@ -154,18 +154,20 @@ class Sampling:
 # ---------------------------------------------------------------- the fast engine
 
 
-def quantize_int8(model):
-    """A copy of `model` whose linear layers (LM head included) run with int8 weights (dynamic quantization)."""
-    from torch.ao.quantization import quantize_dynamic
+def quantize_int8(model, head: bool = False):
+    """A copy of `model` whose decoder linear layers run with int8 weights (dynamic quantization, one scale
+    per output channel). The LM head stays fp32 unless `head=True`: per-tensor int8 everywhere, head
+    included, cost 3.8 strict-F1 points on BC5CDR (bench/infer.py), against ~2.5x speed."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     model = copy.deepcopy(model).eval()
-    if getattr(model.config, "tie_word_embeddings", False):
-        # untie so that quantizing the head leaves the input embedding in fp32
-        head = model.get_output_embeddings()
-        head.weight = torch.nn.Parameter(head.weight.detach().clone(), requires_grad=False)
+    names = {name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    if not head:
+        head_module = model.get_output_embeddings()
+        names = {n for n in names if model.get_submodule(n) is not head_module}
     with warnings.catch_warnings():  # torch.ao's deprecation notices; the eager API still works in torch 2.13
         warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(model, {n: per_channel_dynamic_qconfig for n in names}, dtype=torch.qint8)
 
 
 def _buffer_layer_class():
