@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from . import stats  # noqa: E402
 from .paths import REPO_ROOT, resolve  # noqa: E402
 
-STAGE_ORDER = ["base", "sft", "grpo"]
+STAGE_ORDER = ["base", "sft", "dpo", "grpo"]
 
 
 def style() -> None:
