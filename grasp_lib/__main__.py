@@ -1,5 +1,6 @@
 """Command line: `python -m grasp_lib run PARAMS [-p key=value ...]`; `python -m grasp_lib data fetch [names]`;
-`python -m grasp_lib figures [--run R]` (figures/ from existing runs, no training)."""
+`python -m grasp_lib figures [--run R]` (figures/ from existing runs, no training);
+`python -m grasp_lib rescore RUN...` (metrics.json again from saved completions, no generation)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,24 @@ def main(argv: list[str] | None = None) -> int:
                       "(default runs/ablation_binary runs/ablation_granular runs/ablation_adaptive)")
     figs.add_argument("--prompt-runs", nargs="*", metavar="RUN", help="ablation (g), prompt levels on and off "
                       "(default runs/ablation_prompt_*)")
+    rescore = commands.add_parser("rescore", help="recompute results/metrics.json of runs from their saved "
+                                                  "completions (after a metric change); no generation")
+    rescore.add_argument("runs", nargs="+", help="run folders, e.g. runs/quick")
     _add_data_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "data":
         return _data(args)
+    if args.command == "rescore":
+        from pathlib import Path
+
+        from .evaluation import f1_table, rescore_run
+
+        for run_dir in args.runs:
+            print(run_dir)
+            for row in f1_table(rescore_run(Path(run_dir))):
+                print("  " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        return 0
     if args.command == "figures":
         from .figures import regenerate
 

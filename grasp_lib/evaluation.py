@@ -56,6 +56,32 @@ def evaluate_run(params: Params, run_dir: Path) -> dict:
     return all_metrics
 
 
+def rescore_run(run_dir: Path) -> dict:
+    """Recompute results/metrics.json from the saved completions in results/predictions.jsonl, without
+    generating (after a change to the parser, matcher or metrics). Generation timings are kept."""
+    import json
+
+    from .examples import read_jsonl, write_jsonl
+
+    run_dir = Path(run_dir)
+    rows = read_jsonl(run_dir / "data" / "eval.jsonl")
+    by_id = {(r["dataset"], str(r["id"])): r for r in rows}
+    old = json.loads((run_dir / "results" / "metrics.json").read_text())
+    by_stage: dict[str, list[dict]] = {}
+    for record in read_jsonl(run_dir / "results" / "predictions.jsonl"):
+        by_stage.setdefault(record["stage"], []).append(record)
+    all_metrics, all_records = {}, []
+    for stage, records in by_stage.items():
+        stage_rows = [by_id[(r["dataset"], str(r["id"]))] for r in records]
+        metrics, new_records = score_predictions(stage_rows, [r["completion"] for r in records])
+        kept = {k: v for k, v in old.get(stage, {}).items() if k in ("generation_seconds", "generation")}
+        all_metrics[stage] = metrics | kept
+        all_records += [{"stage": stage} | r for r in new_records]
+    (run_dir / "results" / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
+    write_jsonl(all_records, run_dir / "results" / "predictions.jsonl")
+    return all_metrics
+
+
 def f1_table(metrics: dict) -> list[dict]:
     """One row per stage: strict and partial micro-F1 overall and strict F1 per type; for a multi-dataset
     run the NER columns are pooled over its NER datasets and each dataset adds its headline F1 column."""

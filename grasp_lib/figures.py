@@ -34,12 +34,13 @@ def style() -> None:
 
 
 def _to_repo(run_dir: Path, to_repo: bool | None) -> bool:
-    return Path(run_dir).resolve().is_relative_to(REPO_ROOT / "runs") if to_repo is None else to_repo
+    """Only `python -m grasp_lib figures` (make figures) writes the paper's figures/; a run's notebook 06
+    writes its own runs/R/figures/, so running another params set never replaces the paper's figures."""
+    return bool(to_repo)
 
 
 def save(fig, name: str, run_dir: Path, to_repo: bool | None = None) -> list[Path]:
-    """Write PNG and PDF into runs/R/figures/ and, for runs under the repository's runs/, into figures/
-    (so a test run in a temporary folder never overwrites the paper's figures); no timestamps."""
+    """Write PNG and PDF into runs/R/figures/ and, with to_repo, into the repository's figures/; no timestamps."""
     run_dir = Path(run_dir)
     targets = [run_dir / "figures"] + ([REPO_ROOT / "figures"] if _to_repo(run_dir, to_repo) else [])
     written = []

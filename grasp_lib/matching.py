@@ -43,7 +43,7 @@ def _candidates(text: str, mention: str):
         yield m.span()
 
 
-def locate(text: str, mention: str, taken: set[tuple[int, int]]) -> tuple[int, int] | None:
+def locate(text: str, mention: str, taken: set[tuple[int, int]], fuzzy: bool = True) -> tuple[int, int] | None:
     """The first free occurrence of `mention`: whole-word occurrences first (exact, then case- and
     whitespace-insensitive), then inside words, then fuzzy. Free = overlapping no span already claimed."""
     if not mention.strip():
@@ -55,7 +55,7 @@ def locate(text: str, mention: str, taken: set[tuple[int, int]]) -> tuple[int, i
     for span in candidates:
         if _free(span, taken):
             return span
-    if len(mention) >= 4:
+    if fuzzy and len(mention) >= 4:
         alignment = fuzz.partial_ratio_alignment(mention, text, score_cutoff=FUZZY_MIN_SCORE)
         if alignment is not None:
             span = (alignment.dest_start, alignment.dest_end)
@@ -66,15 +66,21 @@ def locate(text: str, mention: str, taken: set[tuple[int, int]]) -> tuple[int, i
 
 def align(text: str, mentions: tuple[tuple[str, str], ...] | list) -> list[Span | None]:
     """Spans for predicted (text, type) mentions, in input order; a repeated mention claims the next
-    occurrence. Longer mentions claim first, so "alkali" cannot take the middle of "Milk-alkali syndrome"."""
+    occurrence. Longer mentions claim first, so "alkali" cannot take the middle of "Milk-alkali syndrome",
+    and fuzzy matches come after every literal one, so a misspelt copy cannot take the span of the mention
+    written correctly."""
     taken: set[tuple[int, int]] = set()
     spans: list[Span | None] = [None] * len(mentions)
-    for i in sorted(range(len(mentions)), key=lambda k: -len(mentions[k][0])):
-        mention, label = mentions[i]
-        found = locate(text, mention, taken)
-        if found is not None:
-            taken.add(found)
-            spans[i] = Span(found[0], found[1], label)
+    longest_first = sorted(range(len(mentions)), key=lambda k: -len(mentions[k][0]))
+    for fuzzy in (False, True):
+        for i in longest_first:
+            if spans[i] is not None:
+                continue
+            mention, label = mentions[i]
+            found = locate(text, mention, taken, fuzzy)
+            if found is not None:
+                taken.add(found)
+                spans[i] = Span(found[0], found[1], label)
     return spans
 
 

@@ -15,6 +15,7 @@ from .parsing import parse
 from .tasks import get_task
 
 SCHEMES = ("strict", "exact", "partial", "type")
+UNLOCATED = -1  # offset of a predicted mention that is not in the text (see scored_spans)
 
 
 def _credit(scheme: str, pred: Span | None, gold: Span) -> float:
@@ -199,6 +200,13 @@ HEADLINES = {  # family -> (metric name, path into the family's result) for the 
 }
 
 
+def scored_spans(spans: list[Span | None], mentions) -> list[Span]:
+    """Spans to score: a mention not found in the text keeps its predicted type on an empty span before the
+    text, so it matches no gold span yet counts as a false positive of that type (in per-type precision
+    too, not only in the micro total)."""
+    return [s if s is not None else Span(UNLOCATED, UNLOCATED, t) for s, (_, t) in zip(spans, mentions)]
+
+
 def _dataset_scores(name: str, rows: list[dict], parsed: list, spans: list) -> dict:
     spec = get_task(name)
     family = spec.family
@@ -244,7 +252,7 @@ def score_predictions(rows: list[dict], completions: list[str]) -> tuple[dict, l
         parsed = parse(completion, *spec.parse_args())
         spans = _snap_alternatives(align(row["text"], parsed.mentions), row) if parsed.mentions else []
         group = by_dataset[row["dataset"]]
-        group[0].append(row), group[1].append(parsed), group[2].append(spans)
+        group[0].append(row), group[1].append(parsed), group[2].append(scored_spans(spans, parsed.mentions))
         status_counts[parsed.status] += 1
         record = {"id": row["id"], "dataset": row["dataset"], "completion": completion, "status": parsed.status,
                   "reason": parsed.reason,

@@ -133,3 +133,13 @@ def test_multi_dataset_run_plots_one_bar_per_dataset(tmp_path):
     table = figures.stats.f1_with_intervals(other, n_boot=50)
     assert {r["dataset"] for r in table} == {"bc5cdr", "ncbi-disease"}
     assert (other / "figures" / "f1_by_stage.png") in figures.f1_by_stage(other, to_repo=False, n_boot=50)
+
+
+def test_only_an_explicit_request_writes_the_papers_figures_folder(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    monkeypatch.setattr(figures, "REPO_ROOT", repo)
+    run = make_run(repo / "runs" / "other_params", samples=False, log=False)  # a run inside the repository
+    assert all(p.is_relative_to(run) for p in figures.f1_by_stage(run, n_boot=50))
+    assert not (repo / "figures").exists()
+    written = figures.f1_by_stage(run, to_repo=True, n_boot=50)
+    assert (repo / "figures" / "f1_by_stage.png") in written

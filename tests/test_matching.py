@@ -30,6 +30,12 @@ def test_align_claims_repeats_in_order():
     assert spans == [Span(35, 43, "Chemical"), Span(0, 8, "Chemical"), None]
 
 
+def test_a_misspelt_longer_copy_cannot_take_the_span_of_the_literal_mention():
+    text = "Naloxone reversed hypotension."
+    spans = align(text, [("Naloxone", "Chemical"), ("Naloxonne", "Chemical")])
+    assert spans == [Span(0, 8, "Chemical"), None]  # literal first, although the misspelt copy is longer
+
+
 def test_overlap_and_greedy_match():
     assert overlap(Span(0, 10, "A"), Span(5, 15, "A")) == pytest.approx(5 / 15)
     assert overlap(Span(0, 5, "A"), Span(5, 9, "A")) == 0.0

@@ -78,3 +78,20 @@ def test_parse_status_counted():
     metrics, records = score_predictions(rows, ['{"Chemical": []}', "oops"])
     assert metrics["parse_status"] == {"valid": 1, "unparsable": 1}
     assert records[1]["status"] == "unparsable"
+
+
+def test_mention_not_in_text_is_a_false_positive_of_its_type():
+    """A hallucinated mention lowers its type's precision, not only the micro total, so per-type and
+    micro counts add up (predicted per type sums to predicted overall)."""
+    rows = [{"id": "1", "dataset": "bc5cdr", "text": "Naloxone reversed hypotension.",
+             "entities": [{"start": 0, "end": 8, "type": "Chemical", "text": "Naloxone"},
+                          {"start": 18, "end": 29, "type": "Disease", "text": "hypotension"}]}]
+    completion = '{"Chemical": ["Naloxone", "Naloxonne", "Naloxone"], "Disease": ["hypotension"]}'
+    metrics, records = score_predictions(rows, [completion])
+    strict = metrics["strict"]
+    assert strict["per_type"]["Chemical"]["pred"] == 3  # one located, two not in the text
+    assert strict["per_type"]["Chemical"]["precision"] == pytest.approx(1 / 3)
+    assert strict["per_type"]["Disease"]["precision"] == 1.0
+    assert sum(t["pred"] for t in strict["per_type"].values()) == strict["micro"]["pred"] == 4
+    assert strict["micro"]["precision"] == pytest.approx(2 / 4)
+    assert [p["start"] for p in records[0]["predicted"]] == [0, None, None, 18]  # records keep None
