@@ -306,8 +306,14 @@ def ablations(groups: dict[str, list[Path]], run_dir: Path, to_repo: bool | None
         frame = pd.DataFrame(rows)
         _bars(ax, frame, "run", "stage", _stage_order(frame["stage"]))
         ax.set(title=group, xlabel="run", ylabel="strict micro-F1" if k == 0 else "", ylim=(0, 1))
-    axes[0, -1].legend(title="stage", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.suptitle("ablations; bars: 95% bootstrap interval", fontsize="small")
+    handles = {}  # every stage of every panel (a panel may lack one), in stage order
+    for ax in axes[0]:
+        handles |= {label: h for h, label in zip(*ax.get_legend_handles_labels()) if label not in handles}
+    order = _stage_order(handles)
+    axes[0, -1].legend([handles[s] for s in order], order, title="stage", fontsize="small", loc="upper left",
+                       bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.suptitle("ablations (each panel: its runs share one SFT checkpoint and eval sample); "
+                 "bars: 95% bootstrap interval", fontsize="small")
     return save(fig, "ablations", Path(run_dir), to_repo)
 
 

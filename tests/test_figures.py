@@ -143,3 +143,13 @@ def test_only_an_explicit_request_writes_the_papers_figures_folder(tmp_path, mon
     assert not (repo / "figures").exists()
     written = figures.f1_by_stage(run, to_repo=True, n_boot=50)
     assert (repo / "figures" / "f1_by_stage.png") in written
+
+
+def test_ablation_legend_lists_the_stages_of_every_panel(tmp_path, monkeypatch):
+    rewards = make_run(tmp_path / "ablation_binary", samples=False, log=False)
+    prompts = make_run(tmp_path / "ablation_prompt_task", stages=("base", "sft"), samples=False, log=False)
+    captured = {}
+    monkeypatch.setattr(figures, "save", lambda fig, name, run_dir, to_repo=None: captured.setdefault("fig", fig))
+    figures.ablations({"reward variants": [rewards], "prompt levels": [prompts]}, tmp_path, n_boot=50)
+    legend = captured["fig"].axes[-1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["sft", "grpo"]  # grpo only in the first panel
