@@ -33,16 +33,12 @@ def style() -> None:
                          "svg.hashsalt": "grasp"})
 
 
-def _to_repo(run_dir: Path, to_repo: bool | None) -> bool:
-    """Only `python -m grasp_lib figures` (make figures) writes the paper's figures/; a run's notebook 06
-    writes its own runs/R/figures/, so running another params set never replaces the paper's figures."""
-    return bool(to_repo)
-
-
-def save(fig, name: str, run_dir: Path, to_repo: bool | None = None) -> list[Path]:
-    """Write PNG and PDF into runs/R/figures/ and, with to_repo, into the repository's figures/; no timestamps."""
+def save(fig, name: str, run_dir: Path, to_repo: bool = False) -> list[Path]:
+    """Write PNG and PDF into runs/R/figures/ and, with to_repo, into the repository's figures/; no timestamps.
+    Only `make figures` (python -m grasp_lib figures) passes to_repo: a run's notebook 06 draws its own
+    figures, so running another params set never replaces the paper's."""
     run_dir = Path(run_dir)
-    targets = [run_dir / "figures"] + ([REPO_ROOT / "figures"] if _to_repo(run_dir, to_repo) else [])
+    targets = [run_dir / "figures"] + ([REPO_ROOT / "figures"] if to_repo else [])
     written = []
     for folder in targets:
         folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +93,7 @@ def _bars(ax, frame: pd.DataFrame, x: str, hue: str, hue_order: list[str]) -> No
     ax.set_xticks(range(len(groups)), groups)
 
 
-def f1_by_stage(run_dir: Path, to_repo: bool | None = None, n_boot: int = 1000) -> list[Path]:
+def f1_by_stage(run_dir: Path, to_repo: bool = False, n_boot: int = 1000) -> list[Path]:
     """(a) F1 per task (per entity type for a single NER dataset) and stage, with 95% bootstrap intervals
     over evaluation units; from data/eval.jsonl and results/predictions.jsonl."""
     run_dir = Path(run_dir)
@@ -128,7 +124,7 @@ def _grpo_log(run_dir: Path) -> pd.DataFrame:
     return log[log["step"].notna() & log["reward"].notna()]
 
 
-def grpo_curves(run_dir: Path, to_repo: bool | None = None) -> list[Path]:
+def grpo_curves(run_dir: Path, to_repo: bool = False) -> list[Path]:
     """(b) Mean total reward (weighted sum; band: spread within groups) and mean completion length
     (band: shortest to longest) against GRPO step; from results/grpo_log.jsonl."""
     log = _grpo_log(run_dir)
@@ -151,7 +147,7 @@ def grpo_curves(run_dir: Path, to_repo: bool | None = None) -> list[Path]:
     return save(fig, "grpo_curves", Path(run_dir), to_repo)
 
 
-def reward_components(run_dir: Path, to_repo: bool | None = None) -> list[Path]:
+def reward_components(run_dir: Path, to_repo: bool = False) -> list[Path]:
     """(c) Each reward function's mean (band: ±1 std over completions) against GRPO step, one panel each."""
     log = _grpo_log(run_dir)
     names = [c.split("/")[1] for c in log.columns if c.startswith("rewards/") and c.endswith("/mean")]
@@ -186,7 +182,7 @@ def _samples(run_dir: Path) -> dict[str, list[dict]]:
     return found
 
 
-def best_f1_at_k(run_dir: Path, to_repo: bool | None = None) -> list[Path]:
+def best_f1_at_k(run_dir: Path, to_repo: bool = False) -> list[Path]:
     """(d) Best-F1@K (oracle: best of K samples per unit) and Avg@K (mean F1 of one sample) against K,
     one panel per sampling temperature; from results/samples_<stage>.jsonl."""
     samples = _samples(Path(run_dir))
@@ -215,7 +211,7 @@ def best_f1_at_k(run_dir: Path, to_repo: bool | None = None) -> list[Path]:
     return save(fig, "best_f1_at_k", Path(run_dir), to_repo)
 
 
-def f1_by_temperature(run_dir: Path, to_repo: bool | None = None, n_boot: int = 1000) -> list[Path]:
+def f1_by_temperature(run_dir: Path, to_repo: bool = False, n_boot: int = 1000) -> list[Path]:
     """(e) Mean F1 of one sample against sampling temperature (bars: 95% bootstrap interval over units),
     greedy decoding (results/predictions.jsonl) drawn at temperature 0."""
     run_dir = Path(run_dir)
@@ -241,7 +237,7 @@ def f1_by_temperature(run_dir: Path, to_repo: bool | None = None, n_boot: int = 
     return save(fig, "f1_by_temperature", run_dir, to_repo)
 
 
-def reliability(run_dir: Path, to_repo: bool | None = None, bins: int = 10) -> list[Path]:
+def reliability(run_dir: Path, to_repo: bool = False, bins: int = 10) -> list[Path]:
     """(f) Reliability diagram per stage: accuracy (exactly right answer) against the confidence the model
     states in its answer, in equal-width bins, with the expected calibration error (ECE)."""
     run_dir = Path(run_dir)
@@ -283,7 +279,7 @@ def run_label(run_dir: Path, group: str) -> str:
     return run_dir.name.removeprefix("ablation_")
 
 
-def ablations(groups: dict[str, list[Path]], run_dir: Path, to_repo: bool | None = None,
+def ablations(groups: dict[str, list[Path]], run_dir: Path, to_repo: bool = False,
               n_boot: int = 1000) -> list[Path]:
     """(g) Strict micro-F1 (95% bootstrap interval) of each ablation run and stage, one panel per group
     (e.g. reward variants; prompt levels on and off). Runs without results/predictions.jsonl are left
@@ -339,7 +335,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
-def make_all(run_dir: Path, ablation_groups: dict[str, list] | None = None, to_repo: bool | None = None) -> dict:
+def make_all(run_dir: Path, ablation_groups: dict[str, list] | None = None, to_repo: bool = False) -> dict:
     """Every figure (a)-(g) from a run's files; writes SOURCES.md next to the figures, naming for each
     figure the run folder and input files (with a content hash) it came from, or why it was skipped.
 
@@ -358,7 +354,7 @@ def make_all(run_dir: Path, ablation_groups: dict[str, list] | None = None, to_r
             paths, skipped = job(), None
         except FigureSkipped as why:
             paths, skipped = [], str(why)
-            for folder in [run_dir / "figures"] + ([REPO_ROOT / "figures"] if _to_repo(run_dir, to_repo) else []):
+            for folder in [run_dir / "figures"] + ([REPO_ROOT / "figures"] if to_repo else []):
                 for ext in ("png", "pdf"):  # a stale figure from older files would mislead
                     (folder / f"{name}.{ext}").unlink(missing_ok=True)
         results[name] = {"letter": letter, "paths": paths, "skipped": skipped,
@@ -369,7 +365,7 @@ def make_all(run_dir: Path, ablation_groups: dict[str, list] | None = None, to_r
         lines.append(f"- ({r['letter']}) `{name}`: " + (f"skipped: {r['skipped']}" if r["skipped"] else "from"))
         lines += [f"  - `{_run_name(p)}` sha256 {_digest(p)}" for p in r["sources"]]
     text = "\n".join(lines) + "\n"
-    for folder in [run_dir / "figures"] + ([REPO_ROOT / "figures"] if _to_repo(run_dir, to_repo) else []):
+    for folder in [run_dir / "figures"] + ([REPO_ROOT / "figures"] if to_repo else []):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "SOURCES.md").write_text(text)
     return results

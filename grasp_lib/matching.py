@@ -55,13 +55,18 @@ def locate(text: str, mention: str, taken: set[tuple[int, int]], fuzzy: bool = T
     for span in candidates:
         if _free(span, taken):
             return span
-    if fuzzy and len(mention) >= 4:
-        alignment = fuzz.partial_ratio_alignment(mention, text, score_cutoff=FUZZY_MIN_SCORE)
-        if alignment is not None:
-            span = (alignment.dest_start, alignment.dest_end)
-            if span[0] < span[1] and _free(span, taken):
-                return span
-    return None
+    return fuzzy_span(text, mention, taken) if fuzzy else None
+
+
+def fuzzy_span(text: str, mention: str, taken: set[tuple[int, int]]) -> tuple[int, int] | None:
+    """The best fuzzy occurrence of `mention` (a typo or changed hyphenation), when it is free."""
+    if len(mention) < 4:
+        return None
+    alignment = fuzz.partial_ratio_alignment(mention, text, score_cutoff=FUZZY_MIN_SCORE)
+    if alignment is None:
+        return None
+    span = (alignment.dest_start, alignment.dest_end)
+    return span if span[0] < span[1] and _free(span, taken) else None
 
 
 def align(text: str, mentions: tuple[tuple[str, str], ...] | list) -> list[Span | None]:
@@ -72,15 +77,14 @@ def align(text: str, mentions: tuple[tuple[str, str], ...] | list) -> list[Span 
     taken: set[tuple[int, int]] = set()
     spans: list[Span | None] = [None] * len(mentions)
     longest_first = sorted(range(len(mentions)), key=lambda k: -len(mentions[k][0]))
-    for fuzzy in (False, True):
+    # literal search first; `taken` only grows, so the fuzzy pass need not search literally again
+    for find in (lambda m: locate(text, m, taken, fuzzy=False), lambda m: fuzzy_span(text, m, taken)):
         for i in longest_first:
-            if spans[i] is not None:
-                continue
-            mention, label = mentions[i]
-            found = locate(text, mention, taken, fuzzy)
-            if found is not None:
-                taken.add(found)
-                spans[i] = Span(found[0], found[1], label)
+            if spans[i] is None and mentions[i][0].strip():
+                found = find(mentions[i][0])
+                if found is not None:
+                    taken.add(found)
+                    spans[i] = Span(found[0], found[1], mentions[i][1])
     return spans
 
 

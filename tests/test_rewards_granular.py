@@ -355,3 +355,17 @@ def test_rewards_accept_trl_extra_kwargs():
     for f in build_rewards(sorted(REWARDS)):
         out = f([PERFECT_NER], **{k: [v] for k, v in r.items()}, **extra)
         assert len(out) == 1
+
+
+def test_nary_score_does_not_depend_on_the_order_of_combinations():
+    """Regression (found by hypothesis): equal credits competing for one gold combination were matched by
+    position, so reordering the answer changed the reward."""
+    from itertools import permutations
+
+    from grasp_lib.rewards import NaryReward
+
+    gold = [(("a", "b"), "POS"), (("a", "ba"), "POS"), (("a", "b", "c", "ba"), "POS"), (("a", "b", "ba", "bb"), "POS")]
+    preds = [(("a", "b"), "POS"), (("a", "ba"), "POS"), (("a", "b", "c"), "POS"), (("a", "b", "ba"), "POS")]
+    reward = NaryReward()
+    assert {round(reward.score(list(p), gold), 9) for p in permutations(preds)} == {0.875}
+    assert {round(reward.score(preds, list(g)), 9) for g in permutations(gold)} == {0.875}
