@@ -8,7 +8,8 @@ Two engines behind one call, `generate` (or `generate_result` for the details):
   identical for every example of a task) once and reuses it in every batch, (2) prefills identical prompts
   once when K samples are drawn per prompt, (3) drops each sequence from the batch as soon as it emits an
   end-of-turn token, so the batch shrinks instead of decoding padding, and (4) optionally runs on int8
-  weights (PyTorch dynamic quantization of every linear layer, the LM head included).
+  weights (PyTorch dynamic quantization, one scale per output channel, of every decoder linear layer;
+  the LM head stays fp32).
   In fp32 and greedy it reproduces `model.generate` token for token: same inputs, same positions, same
   mask; the prefix only moves the padding between the shared prefix and the rest of the prompt, where
   the attention mask hides it.
