@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+from .examples import read_jsonl, write_jsonl
 from .infer import generate_result
 from .metrics import score_predictions
 from .models import load_model
@@ -39,30 +41,27 @@ def stage_models(params: Params, run_dir: Path) -> dict[str, str]:
 
 def evaluate_run(params: Params, run_dir: Path) -> dict:
     """Evaluate every stage on data/eval.jsonl; write results/metrics.json and results/predictions.jsonl."""
-    import json
-
-    from .examples import read_jsonl, write_jsonl
-
     rows = read_jsonl(run_dir / "data" / "eval.jsonl")
     all_metrics, all_records = {}, []
     for stage, model in stage_models(params, run_dir).items():
         metrics, records = evaluate_model(model, rows, params, run_dir)
         all_metrics[stage] = metrics
         all_records += [{"stage": stage} | record for record in records]
-    results = run_dir / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
-    write_jsonl(all_records, results / "predictions.jsonl")
+    write_results(run_dir, all_metrics, all_records)
     return all_metrics
+
+
+def write_results(run_dir: Path, metrics: dict, records: list[dict]) -> None:
+    """results/metrics.json and results/predictions.jsonl of a run (what notebooks 05 and 06 read)."""
+    results = Path(run_dir) / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_jsonl(records, results / "predictions.jsonl")
 
 
 def rescore_run(run_dir: Path) -> dict:
     """Recompute results/metrics.json from the saved completions in results/predictions.jsonl, without
     generating (after a change to the parser, matcher or metrics). Generation timings are kept."""
-    import json
-
-    from .examples import read_jsonl, write_jsonl
-
     run_dir = Path(run_dir)
     rows = read_jsonl(run_dir / "data" / "eval.jsonl")
     by_id = {(r["dataset"], str(r["id"])): r for r in rows}
@@ -77,8 +76,7 @@ def rescore_run(run_dir: Path) -> dict:
         kept = {k: v for k, v in old.get(stage, {}).items() if k in ("generation_seconds", "generation")}
         all_metrics[stage] = metrics | kept
         all_records += [{"stage": stage} | r for r in new_records]
-    (run_dir / "results" / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
-    write_jsonl(all_records, run_dir / "results" / "predictions.jsonl")
+    write_results(run_dir, all_metrics, all_records)
     return all_metrics
 
 

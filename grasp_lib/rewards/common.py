@@ -136,10 +136,14 @@ def column(kwargs: dict, name: str, n: int) -> list:
     return list(values) if values is not None else [None] * n
 
 
-def matched_f1(scores: list[list[float]], n_pred: int, n_gold: int) -> float:
-    """2 * (sum of one-to-one pair credits, matching.greedy_match) / (n_pred + n_gold); 1 when both are 0."""
-    if not n_pred and not n_gold:
+def matched_f1(preds: list, golds: list, credit, key=str) -> float:
+    """2 * (sum of one-to-one pair credits, matching.greedy_match) / (|preds| + |golds|); 1 when both are
+    empty. Items are matched in the canonical order `key` gives: greedy matching breaks equal credits by
+    position, so without it the order of an answer's items could change its reward."""
+    if not preds and not golds:
         return 1.0
-    if not n_pred or not n_gold:
+    if not preds or not golds:
         return 0.0
-    return 2.0 * sum(s for _, _, s in greedy_match(scores)) / (n_pred + n_gold)
+    golds = sorted(golds, key=key)
+    scores = [[credit(p, g) for g in golds] for p in sorted(preds, key=key)]
+    return 2.0 * sum(s for _, _, s in greedy_match(scores)) / (len(preds) + len(golds))

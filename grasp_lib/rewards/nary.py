@@ -47,10 +47,9 @@ class NaryReward:
 
     def score(self, preds, golds) -> float:
         """Reward of predicted against gold combinations, each (drugs, label)."""
-        # canonical order: greedy matching breaks ties by position, so the answer's order must not matter
-        p = sorted(((drug_set(d), lab) for d, lab in preds), key=lambda c: (sorted(c[0]), c[1]))
-        g = sorted(((drug_set(d), lab) for d, lab in golds), key=lambda c: (sorted(c[0]), c[1]))
-        f1 = matched_f1([[self.combination_credit(a, b) for b in g] for a in p], len(p), len(g))
+        p = [(drug_set(d), lab) for d, lab in preds]
+        g = [(drug_set(d), lab) for d, lab in golds]
+        f1 = matched_f1(p, g, self.combination_credit, key=lambda c: (sorted(c[0]), c[1]))
         seen, repeated = set(), 0
         for drugs, _ in p:
             repeated += drugs in seen

@@ -78,9 +78,7 @@ class RelationReward:
         return max(direct, self.reversed_credit * swapped)
 
     def score(self, preds, golds) -> float:
-        # canonical order: greedy matching breaks ties by position, so the answer's order must not matter
-        scores = [[self.triple_credit(p, g) for g in sorted(golds, key=str)] for p in sorted(preds, key=str)]
-        return matched_f1(scores, len(preds), len(golds))
+        return matched_f1(list(preds), list(golds), self.triple_credit)
 
     def __call__(self, completions, dataset, task, relations=None, label=None, **kwargs) -> list[float | None]:
         n = len(completions)
