@@ -19,11 +19,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="override a param (dotted keys: sft.learning_rate=1e-4); repeatable")
     run.add_argument("--notebooks", help="comma-separated subset, e.g. 05_evaluate,06_figures")
     figs = commands.add_parser("figures", help="regenerate figures/ from existing runs (no training)")
-    figs.add_argument("--run", default="runs/quick", help="the run folder of figures (a)-(f) (default runs/quick)")
+    figs.add_argument("--run", default="runs/quick", help="the run folder of figures (a)-(e) (default runs/quick)")
     figs.add_argument("--reward-runs", nargs="*", metavar="RUN", help="ablation (g), reward variants "
                       "(default runs/ablation_binary runs/ablation_granular runs/ablation_adaptive)")
     figs.add_argument("--prompt-runs", nargs="*", metavar="RUN", help="ablation (g), prompt levels on and off "
                       "(default runs/ablation_prompt_*)")
+    figs.add_argument("--calibration-run", default="runs/confidence_quick", metavar="RUN",
+                      help="the run of (f), reliability: one whose model states a confidence "
+                           "(default runs/confidence_quick, from params/confidence_quick.yaml)")
     rescore = commands.add_parser("rescore", help="recompute results/metrics.json of runs from their saved "
                                                   "completions (after a metric change); no generation")
     rescore.add_argument("runs", nargs="+", help="run folders, e.g. runs/quick")
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "figures":
         from .figures import regenerate
 
-        return regenerate(args.run, args.reward_runs, args.prompt_runs)
+        return regenerate(args.run, args.reward_runs, args.prompt_runs, args.calibration_run)
 
     from . import runner
 

@@ -133,7 +133,8 @@ def _eval_split(name: str, data: DataParams) -> str:
 
 
 def sample_splits(data: DataParams, seed: int) -> tuple[dict[str, list[dict]], dict]:
-    """sft / rl (disjoint, from the train splits) and eval (from the eval splits), seeded.
+    """sft / rl (and confidence when data.confidence_size > 0; disjoint, from the train splits) and eval
+    (from the eval splits), seeded.
 
     One dataset: sft_size + rl_size rows sampled from it. A mixture {dataset: cap}: per dataset at most
     `cap` rows (seeded by dataset name), then sft_size and rl_size drawn stratified by dataset from that
@@ -156,27 +157,35 @@ def sample_splits(data: DataParams, seed: int) -> tuple[dict[str, list[dict]], d
         report["too_long"]["train"][name] = len(rows) - len(usable)
         report["too_long"]["eval"][name] = len(evaluation) - len(eval_usable)
         report["capped"][name] = len(pools[name])
-    needed = data.sft_size + data.rl_size
+    needed = data.sft_size + data.rl_size + data.confidence_size
     available = sum(len(p) for p in pools.values())
     if needed > available:
-        raise ValueError(f"data.sft_size + data.rl_size = {needed} > {available} usable {data.train_split} rows "
-                         f"of {list(mixture)} (max_chars {data.max_chars}, caps {data.mixture})")
+        raise ValueError(f"data.sft_size + data.rl_size + data.confidence_size = {needed} > {available} usable "
+                         f"{data.train_split} rows of {list(mixture)} (max_chars {data.max_chars}, "
+                         f"caps {data.mixture})")
     sft_counts = allocate(data.sft_size, {k: len(p) for k, p in pools.items()})
     rl_counts = allocate(data.rl_size, {k: len(p) - sft_counts[k] for k, p in pools.items()})
-    sft, rl = [], []
+    # after the sft and rl rows of each pool, so adding a confidence split leaves those two unchanged
+    confidence_counts = allocate(data.confidence_size, {k: len(p) - sft_counts[k] - rl_counts[k]
+                                                        for k, p in pools.items()})
+    sft, rl, confidence = [], [], []
     for name, pool in pools.items():
-        sft += pool[:sft_counts[name]]
-        rl += pool[sft_counts[name]:sft_counts[name] + rl_counts[name]]
+        first_rl, first_confidence = sft_counts[name], sft_counts[name] + rl_counts[name]
+        sft += pool[:first_rl]
+        rl += pool[first_rl:first_confidence]
+        confidence += pool[first_confidence:first_confidence + confidence_counts[name]]
     rng = random.Random(seed)
     rng.shuffle(sft)
     rng.shuffle(rl)
+    rng.shuffle(confidence)
     if data.curriculum:
         sft = curriculum_order(sft, data.curriculum)
     if not data.mixture:  # single dataset: keep the report shape notebook 01 shows
         name = data.dataset
         report = {"train": report["train"][name], "eval": report["eval"][name],
                   "too_long": {"train": report["too_long"]["train"][name], "eval": report["too_long"]["eval"][name]}}
-    return {"sft": sft, "rl": rl, "eval": eval_rows}, report
+    splits = {"sft": sft, "rl": rl, "eval": eval_rows}
+    return splits | ({"confidence": confidence} if data.confidence_size else {}), report
 
 
 def curriculum_order(rows: list[dict], family: str) -> list[dict]:
@@ -259,7 +268,7 @@ def counts_table(reports: dict) -> list[dict]:
 
 
 def prepare(params, run_dir: str | Path) -> tuple[dict[str, list[dict]], dict]:
-    """Sample the splits and write runs/R/data/{sft,rl,eval}.jsonl plus data/report.json."""
+    """Sample the splits and write runs/R/data/{sft,rl,eval[,confidence]}.jsonl plus data/report.json."""
     run_dir = Path(run_dir)
     splits, report = sample_splits(params.data, params.seed)
     for name, rows in splits.items():

@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from . import stats  # noqa: E402
 from .paths import REPO_ROOT, resolve  # noqa: E402
 
-STAGE_ORDER = ["base", "sft", "dpo", "grpo"]
+STAGE_ORDER = ["base", "sft", "confidence", "dpo", "grpo"]
 
 
 def style() -> None:
@@ -237,34 +237,45 @@ def f1_by_temperature(run_dir: Path, to_repo: bool = False, n_boot: int = 1000) 
     return save(fig, "f1_by_temperature", run_dir, to_repo)
 
 
-def reliability(run_dir: Path, to_repo: bool = False, bins: int = 10) -> list[Path]:
+def reliability(run_dir: Path, to_repo: bool = False, bins: int = 10, min_share: float = 0.1) -> list[Path]:
     """(f) Reliability diagram per stage: accuracy (exactly right answer) against the confidence the model
-    states in its answer, in equal-width bins, with the expected calibration error (ECE)."""
+    states in its answer, in equal-width bins (answers per bin above each bar), with the expected
+    calibration error (ECE) and AUROC (does a higher stated confidence pick out the right answers).
+    Stages where fewer than `min_share` of the answers state a confidence are named, not drawn."""
     run_dir = Path(run_dir)
-    _need(run_dir / "results" / "predictions.jsonl", "notebook 05 writes it")
-    calib = {s: c for s, c in stats.run_calibration(run_dir, bins).items() if c["n"] > 0}
+    _need(run_dir / "results" / "predictions.jsonl", "notebook 05 writes it; a run whose model states a "
+          "confidence: python -m grasp_lib run params/confidence_quick.yaml")
+    every = stats.run_calibration(run_dir, bins)
+    calib = {s: c for s, c in every.items() if c["n"] > 0 and c["n"] >= min_share * c["total"]}
     if not calib:
-        raise FigureSkipped(f"{run_dir}: no completion states a confidence (\"confidence\": 0.8 or "
-                            "'confidence: 80%'); nothing to calibrate")
+        raise FigureSkipped(f"{run_dir}: no stage states a confidence (\"confidence\": 0.8 or 'confidence: 80%') "
+                            f"in at least {min_share:.0%} of its answers; nothing to calibrate "
+                            "(params/confidence_quick.yaml trains a model that does)")
     stages = _stage_order(calib)
     style()
-    fig, axes = plt.subplots(1, len(stages), layout="constrained", figsize=(2.5 * len(stages) + 0.3, 2.7),
+    fig, axes = plt.subplots(1, len(stages), layout="constrained", figsize=(2.7 * len(stages) + 1.6, 3.0),
                              sharey=True, squeeze=False)
     for k, (ax, stage) in enumerate(zip(axes[0], stages)):
         c = calib[stage]
         b = pd.DataFrame(c["bins"])
+        auroc = "n/a" if c["auroc"] is None else f"{c['auroc']:.2f}"  # n/a: every answer right, or none
         ax.bar((b["low"] + b["high"]) / 2, b["accuracy"], width=1 / bins, color=stage_color(stage, k),
                edgecolor="white", label="accuracy in bin")
+        for x, y, n in zip((b["low"] + b["high"]) / 2, b["accuracy"], b["n"]):
+            ax.annotate(str(n), (x, y), xytext=(0, 2), textcoords="offset points", ha="center", fontsize="x-small")
         ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
         ax.plot(b["confidence"], b["accuracy"], linestyle="none", marker="o", markersize=3, color="black",
                 label="(mean confidence, accuracy)")
         ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0], ["0", ".2", ".4", ".6", ".8", "1"])
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="stated confidence",
                ylabel="accuracy (exact answer)" if k == 0 else "",
-               title=f"{stage}: ECE {c['ece']:.3f}\n(n={c['n']} of {c['total']} state one)")
+               title=f"{stage}\nECE {c['ece']:.3f}, AUROC {auroc}\n{c['n']} of {c['total']} state one")
         ax.title.set_fontsize("small")
-    axes[0, -1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    fig.suptitle(_run_name(run_dir), fontsize="small")
+    axes[0, -1].legend(title="numbers: answers in bin", title_fontsize="x-small", fontsize="x-small",
+                       loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    left_out = [f"{s} ({c['n']} of {c['total']})" for s, c in every.items() if s not in calib]
+    fig.suptitle(_run_name(run_dir) + ("; too few state a confidence: " + ", ".join(left_out) if left_out else ""),
+                 fontsize="small")
     return save(fig, "reliability", run_dir, to_repo)
 
 
@@ -335,16 +346,19 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
-def make_all(run_dir: Path, ablation_groups: dict[str, list] | None = None, to_repo: bool = False) -> dict:
+def make_all(run_dir: Path, ablation_groups: dict[str, list] | None = None, to_repo: bool = False,
+             calibration_run: Path | None = None) -> dict:
     """Every figure (a)-(g) from a run's files; writes SOURCES.md next to the figures, naming for each
     figure the run folder and input files (with a content hash) it came from, or why it was skipped.
+    `calibration_run`: the run of (f) when it is not `run_dir` (one whose model states a confidence).
 
     Returns {name: {"letter", "paths", "sources", "skipped"}}."""
     run_dir = Path(run_dir)
     groups = {g: [p for r in runs for p in (sorted(REPO_ROOT.glob(str(r))) if "*" in str(r) else [resolve(r)])]
               for g, runs in (DEFAULT_ABLATIONS if ablation_groups is None else ablation_groups).items()}
+    source = {name: run_dir for name in FIGURES} | ({"reliability": Path(calibration_run)} if calibration_run else {})
     results = {}
-    jobs = [(name, letter, lambda f=fn: f(run_dir, to_repo), _inputs(run_dir, inputs))
+    jobs = [(name, letter, lambda f=fn, r=source[name]: f(r, to_repo), _inputs(source[name], inputs))
             for name, (letter, fn, inputs) in FIGURES.items()]
     ablation_inputs = [p for runs in groups.values() for r in runs for p in _inputs(r, ["data/eval.jsonl",
                                                                                       "results/predictions.jsonl"])]
@@ -372,9 +386,10 @@ def make_all(run_dir: Path, ablation_groups: dict[str, list] | None = None, to_r
 
 
 def regenerate(run: str = "runs/quick", reward_runs: list[str] | None = None,
-               prompt_runs: list[str] | None = None) -> int:
+               prompt_runs: list[str] | None = None, calibration_run: str = "runs/confidence_quick") -> int:
     """`python -m grasp_lib figures`: every figure from existing run files into figures/ (and the run's
-    figures/), printing which run each came from; exit status 2 when the run has no results at all."""
+    figures/), printing which run each came from; exit status 2 when the run has no results at all.
+    (f) comes from `calibration_run` (params/confidence_quick.yaml trains a model that states a confidence)."""
     run_dir = resolve(run)
     if not (run_dir / "results").is_dir():
         print(f"error: {run_dir}/results does not exist: run `python -m grasp_lib run params/<name>.yaml` first",
@@ -382,7 +397,7 @@ def regenerate(run: str = "runs/quick", reward_runs: list[str] | None = None,
         return 2
     groups = {"reward variants": reward_runs if reward_runs is not None else DEFAULT_ABLATIONS["reward variants"],
               "prompt levels": prompt_runs if prompt_runs is not None else DEFAULT_ABLATIONS["prompt levels"]}
-    results = make_all(run_dir, groups, to_repo=True)
+    results = make_all(run_dir, groups, to_repo=True, calibration_run=resolve(calibration_run))
     for name, r in results.items():
         if r["skipped"]:
             print(f"({r['letter']}) {name}: skipped: {r['skipped']}")

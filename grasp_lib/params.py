@@ -1,7 +1,8 @@
 """Parameters: plain YAML validated against dataclasses (an unknown key is an error listing the valid ones).
 
-The `lora`, `sft`, `dpo` and `grpo` sections use PEFT's LoraConfig and TRL's SFTConfig / DPOConfig / GRPOConfig field
-names and go to those classes unchanged; `check_section` validates them where TRL is imported anyway.
+The `lora`, `sft` (and `confidence_sft`), `dpo` and `grpo` sections use PEFT's LoraConfig and TRL's SFTConfig /
+DPOConfig / GRPOConfig field names and go to those classes unchanged; `check_section` validates them where TRL
+is imported anyway.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class DataParams:
     eval_split: str = "test"
     sft_size: int = 480  # training examples sampled for SFT
     rl_size: int = 64  # prompts for GRPO, disjoint from the SFT sample
+    confidence_size: int = 0  # rows for the confidence stage, disjoint from both; 0 = no data/confidence.jsonl
     eval_size: int | None = 96  # seeded sample of the eval split; null = the whole split
     max_chars: int = 600  # longer units are left out of the samples (counted in the data report)
     data_dir: str | None = None
@@ -61,6 +63,7 @@ class RewardParams:
     reasoning: dict = field(default_factory=dict)
     verifiers: dict = field(default_factory=dict)
     binary: dict = field(default_factory=dict)
+    uncertainty: dict = field(default_factory=dict)  # correctness: granular (soft F1) | exact (strict, as calibration)
     symmetric_relations: list[str] = field(default_factory=list)  # relation types without direction
     polarity: dict = field(default_factory=dict)  # relation label -> "up" | "down" (pathway verifier)
     adaptive: bool = False  # task-adaptive weighting: normalise each reward per task (running mean/std)
@@ -94,6 +97,24 @@ class PreferenceParams:
 
 
 @dataclass
+class ConfidenceParams:
+    """How the confidence stage measures the model's chance of being right (no teacher): on each row of
+    data/confidence.jsonl the start model answers greedily and samples `samples` more answers at
+    `temperature`, each scored exactly right or not. `target` "group" (default): the confidence is the
+    share of right answers among all answers of the trained answer's kind (its number of items, capped at
+    `max_items`, per dataset), which the model can see when it writes the line; "sample": the share of
+    that row's own answers that are right (per input; a 135M model collapsed to the most common value,
+    0%). `answer`: the answer the line follows in training, the model's greedy one (own) or the gold one.
+    The `confidence_sft` section (trl.SFTConfig fields) trains the model to state it."""
+    samples: int = 7
+    temperature: float = 1.0
+    max_new_tokens: int | None = None  # null = eval.max_new_tokens
+    target: str = "group"  # group | sample
+    max_items: int = 4  # answers with more items share one kind
+    answer: str = "own"  # the answer the confidence line follows in training: own (greedy) | gold
+
+
+@dataclass
 class Params:
     name: str = "quick"
     seed: int = 42
@@ -110,6 +131,8 @@ class Params:
     grpo: dict = field(default_factory=dict)  # trl.GRPOConfig fields
     dpo: dict = field(default_factory=dict)  # trl.DPOConfig fields (stage "dpo", between sft and grpo)
     preference: PreferenceParams = field(default_factory=PreferenceParams)  # DPO pairs
+    confidence: ConfidenceParams = field(default_factory=ConfidenceParams)  # stage "confidence", after sft
+    confidence_sft: dict = field(default_factory=dict)  # trl.SFTConfig fields of the confidence stage
     rewards: RewardParams = field(default_factory=RewardParams)
     # Rerunning a stage continues from its last checkpoint in runs/R/checkpoints/<stage> when one exists
     # (checkpoints: `save_strategy: steps` and `save_steps: N` in the stage's section); false = start over.
@@ -120,7 +143,7 @@ class Params:
         return dataclasses.asdict(self)
 
 
-KNOWN_STAGES = ("sft", "dpo", "grpo")  # run in this order
+KNOWN_STAGES = ("sft", "confidence", "dpo", "grpo")  # run in this order
 
 
 def _build(cls, values: dict, where: str):
@@ -140,7 +163,7 @@ def _build(cls, values: dict, where: str):
 
 
 _SECTIONS = {"DataParams": DataParams, "PromptParams": PromptParams, "RewardParams": RewardParams,
-             "EvalParams": EvalParams, "PreferenceParams": PreferenceParams}
+             "EvalParams": EvalParams, "PreferenceParams": PreferenceParams, "ConfidenceParams": ConfidenceParams}
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -190,6 +213,15 @@ def load(path: str | Path, overrides: dict | None = None) -> Params:
         raise ParamsError(f"{path}: stages {bad} unknown; valid: {list(KNOWN_STAGES)}")
     if params.stages != sorted(params.stages, key=KNOWN_STAGES.index):
         raise ParamsError(f"{path}: stages {params.stages} out of order; they run as {list(KNOWN_STAGES)}")
+    if "confidence" in params.stages and (params.data.confidence_size <= 0
+                                          or "confidence" not in params.prompt.levels):
+        raise ParamsError(f"{path}: stage confidence needs data.confidence_size > 0 (got "
+                          f"{params.data.confidence_size}) and the confidence prompt level (prompt.levels: "
+                          f"{params.prompt.levels})")
+    if params.confidence.target not in ("group", "sample"):
+        raise ParamsError(f"{path}: confidence.target {params.confidence.target!r}: expected group or sample")
+    if params.confidence.answer not in ("own", "gold"):
+        raise ParamsError(f"{path}: confidence.answer {params.confidence.answer!r}: expected own or gold")
     weights = params.grpo.get("reward_weights")
     if weights is not None and len(weights) != len(params.rewards.funcs):
         raise ParamsError(f"{path}: grpo.reward_weights has {len(weights)} values for "

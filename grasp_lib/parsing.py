@@ -5,7 +5,8 @@ completion the same way. A parse failure is an outcome (status "unparsable"), ne
 
 Status: "valid" (the whole completion is JSON of the task's schema), "repaired" (JSON was recovered:
 code fences, a <think> block or prose around it, missing closing brackets, items of the wrong shape
-dropped), "unparsable" (nothing usable).
+dropped), "unparsable" (nothing usable). A last line "Confidence: N%" (the `confidence` prompt level)
+is part of the schema, not prose: `stated_confidence` reads it and `parse` sets it aside.
 """
 
 from __future__ import annotations
@@ -19,6 +20,26 @@ VALID, REPAIRED, UNPARSABLE = "valid", "repaired", "unparsable"
 _THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL)
 _FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
 _DECODER = json.JSONDecoder()
+# "confidence: 80%", "Confidence 0.8", a JSON key "confidence": 0.8 (BioRLHF V4's pattern)
+_CONFIDENCE = re.compile(r"confiden\w*\W{0,4}(\d{1,3}(?:\.\d+)?)\s*(%?)", re.IGNORECASE)
+_CONFIDENCE_LINE = re.compile(r"\s*confidence\s*:\s*\d{1,3}(?:\.\d+)?\s*%?\s*$", re.IGNORECASE)
+
+
+def stated_confidence(text: str) -> float | None:
+    """The confidence a completion states as a number, in [0, 1]: "Confidence: 80%" -> 0.8, a bare number
+    above 1 read as a percentage, values over 100% capped at 1; None when it states none.
+
+    >>> stated_confidence('{"Chemical": ["naloxone"]}\\nConfidence: 75%')
+    0.75
+    """
+    if not isinstance(text, str):
+        return None
+    m = _CONFIDENCE.search(text)
+    if not m:
+        return None
+    value = float(m.group(1))
+    value = value / 100 if m.group(2) or value > 1 else value
+    return min(1.0, value)
 
 
 @dataclass(frozen=True)
@@ -37,6 +58,11 @@ class Parsed:
     @property
     def ok(self) -> bool:
         return self.status != UNPARSABLE
+
+
+def without_confidence(text: str) -> str:
+    """The completion without a final "Confidence: N%" line (what the `confidence` prompt level adds)."""
+    return _CONFIDENCE_LINE.sub("", text)
 
 
 @lru_cache(maxsize=65536)  # GRPO scores each completion with several rewards: parse once
@@ -58,6 +84,7 @@ def parse(completion: str, labels: tuple[str, ...], family: str = "ner",
     think_match = _THINK.match(completion)
     think = completion[think_match.start():think_match.end()] if think_match else ""
     body = completion[think_match.end():] if think_match else completion
+    body = without_confidence(body)  # the confidence level's last line, read by stated_confidence
     value, repairs = _load_json(body)
     if value is None:
         return Parsed(UNPARSABLE, reason=repairs or "no JSON object or list found", think=think)

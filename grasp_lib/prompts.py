@@ -1,7 +1,8 @@
 """Hierarchical task-aware prompts, built from levels that params can switch off one by one.
 
 Levels: (1) role and domain, (2) task-family definition, (3) label inventory with definitions,
-(4) output schema, (5) few-shot examples, (6) reasoning template. Levels 1-5 form the system message,
+(4) output schema, (5) few-shot examples, (6) reasoning template, (7) a stated confidence after the
+answer (trained by the `confidence` stage). The levels form the system message,
 shared by every example of a dataset (so its key/value prefix can be computed once); the text to
 annotate is the user message. Targets are JSON, never BIO tag strings.
 """
@@ -13,7 +14,8 @@ import re
 
 from .tasks import FAMILIES, OUTPUT_SCHEMAS, TaskSpec
 
-LEVELS = ("role", "task", "labels", "schema", "few_shot", "reasoning")
+LEVELS = ("role", "task", "labels", "schema", "few_shot", "reasoning", "confidence")
+CONFIDENCE_LINE = "Confidence: {percent}%"  # what the confidence level asks for; parsing.stated_confidence reads it
 
 
 def ner_target(entities: list[dict], labels: list[str]) -> str:
@@ -153,7 +155,8 @@ def system_prompt(spec: TaskSpec, levels: list[str], shots: list[dict] | None = 
     if "schema" in levels:
         example = json.dumps({label: [] for label in spec.label_names}) if spec.family == "ner" \
             else _schema_example(spec)
-        parts.append(f"Output: {OUTPUT_SCHEMAS[spec.family]}, e.g. {example}. JSON only.")
+        only = "" if "confidence" in levels else " JSON only."  # the confidence line follows the JSON
+        parts.append(f"Output: {OUTPUT_SCHEMAS[spec.family]}, e.g. {example}.{only}")
     if "few_shot" in levels and shots:
         own = [s for s in shots if s.get("dataset", spec.dataset) == spec.dataset]
         if own:
@@ -166,6 +169,9 @@ def system_prompt(spec: TaskSpec, levels: list[str], shots: list[dict] | None = 
         else:
             parts.append("First think inside <think>...</think>: quote the words of the text that support "
                          "each answer item, then give the JSON answer.")
+    if "confidence" in levels:
+        parts.append("After the JSON, one last line: " + CONFIDENCE_LINE.format(percent="N")
+                     + ", the chance (0-100) that your answer is exactly right.")
     return "\n".join(parts)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .examples import read_jsonl
 from .metrics import score_predictions
-from .rewards.verifiers import _CONFIDENCE
+from .parsing import stated_confidence  # noqa: F401  (part of this module's API: calibration reads it)
 
 # family -> path to a {tp, pred, gold} (or {precision, recall, pred, gold}) dict in score_predictions'
 # per-dataset result, for the headline score; NER schemes are chosen by the caller.
@@ -245,26 +245,22 @@ def load_samples(run_dir: str | Path, scheme: str = "strict") -> dict[str, list[
 # ---------------------------------------------------------------- calibration
 
 
-def stated_confidence(completion: str) -> float | None:
-    """The confidence a completion states, in [0, 1]: a "confidence" key of its JSON answer
-    ({"confidence": 0.8} or 80) or text like "confidence: 80%" (the pattern of the V4 uncertainty reward);
-    None when it states none. Hedging words are not read as a number here."""
-    if not isinstance(completion, str):
-        return None
-    m = _CONFIDENCE.search(completion)
-    if not m:
-        return None
-    value = float(m.group(1))
-    value = value / 100 if m.group(2) or value > 1 else value
-    return min(1.0, value)
+def exactly_right(item: dict) -> bool:
+    """An answer (a score_example item) is exactly right when it parses and its per-example F1 is 1: the
+    gold structure itself, or an empty answer where there is no gold. The event of the calibration
+    figure, of the confidence stage's targets and of the uncertainty reward's `exact` correctness."""
+    return item["f1"] == 1.0 and not item["status"].get("unparsable")
 
 
 def calibration(confidences: list[float], correct: list[float], bins: int = 10) -> dict:
     """Expected calibration error with `bins` equal-width bins over [0, 1] (confidence 1 goes to the last):
-    ECE = sum_b n_b / N * |accuracy_b - confidence_b|, plus each non-empty bin for a reliability diagram."""
+    ECE = sum_b n_b / N * |accuracy_b - confidence_b|, plus each non-empty bin for a reliability diagram,
+    the Brier score mean((confidence - correct)^2) and AUROC, the chance that a right answer states a
+    higher confidence than a wrong one (ties count half; None unless both occur). A constant confidence
+    at the base rate has ECE 0 but AUROC 0.5: the two together say whether the confidence is informative."""
     conf, right = np.asarray(confidences, dtype=float), np.asarray(correct, dtype=float)
     if conf.size == 0:
-        return {"ece": None, "n": 0, "bins": []}
+        return {"ece": None, "brier": None, "auroc": None, "n": 0, "bins": []}
     index = np.minimum((conf * bins).astype(int), bins - 1)
     ece, table = 0.0, []
     for b in range(bins):
@@ -275,19 +271,28 @@ def calibration(confidences: list[float], correct: list[float], bins: int = 10) 
         ece += mask.sum() / conf.size * abs(a - c)
         table.append({"bin": b, "low": b / bins, "high": (b + 1) / bins, "n": int(mask.sum()),
                       "confidence": c, "accuracy": a})
-    return {"ece": float(ece), "n": int(conf.size), "bins": table}
+    return {"ece": float(ece), "brier": float(np.mean((conf - right) ** 2)), "auroc": _auroc(conf, right > 0.5),
+            "n": int(conf.size), "bins": table}
+
+
+def _auroc(score: np.ndarray, positive: np.ndarray) -> float | None:
+    pos, neg = score[positive], score[~positive]
+    if pos.size == 0 or neg.size == 0:
+        return None
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (pos.size * neg.size))
 
 
 def run_calibration(run_dir: str | Path, bins: int = 10, scheme: str = "strict") -> dict[str, dict]:
     """Per stage: ECE and reliability bins from the confidence each prediction states. An answer is
-    correct when its per-example F1 is 1 (the exact structure; an empty answer on an example without
-    gold is correct): a definition independent of any reward. Also counts answers without a confidence."""
+    correct when it is `exactly_right`: a definition independent of any reward. Also counts answers
+    without a confidence."""
     rows, records = load_run(run_dir)
     items = per_example(rows, records, scheme)
     out = {}
     for stage in items:
         recs = [r for r in records if r.get("stage", "") == stage]
-        pairs = [(stated_confidence(r["completion"]), float(i["f1"] == 1.0)) for r, i in zip(recs, items[stage])]
+        pairs = [(stated_confidence(r["completion"]), float(exactly_right(i))) for r, i in zip(recs, items[stage])]
         stated = [(c, a) for c, a in pairs if c is not None]
         out[stage] = calibration([c for c, _ in stated], [a for _, a in stated], bins) | {"total": len(pairs)}
     return out

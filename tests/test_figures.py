@@ -99,7 +99,7 @@ def test_missing_inputs_skip_with_a_reason(tmp_path):
     assert "grpo_log.jsonl does not exist" in results["reward_components"]["skipped"]
     assert "eval.samples_k" in results["best_f1_at_k"]["skipped"]
     assert "eval.samples_k" in results["f1_by_temperature"]["skipped"]
-    assert "no completion states a confidence" in results["reliability"]["skipped"]
+    assert "no stage states a confidence" in results["reliability"]["skipped"]
     assert "ablation_binary" in results["ablations"]["skipped"]
     assert not (run / "figures" / "reliability.png").exists()  # a stale figure is removed, not left behind
     assert "(f) `reliability`: skipped: " in (run / "figures" / "SOURCES.md").read_text()
@@ -153,3 +153,16 @@ def test_ablation_legend_lists_the_stages_of_every_panel(tmp_path, monkeypatch):
     figures.ablations({"reward variants": [rewards], "prompt levels": [prompts]}, tmp_path, n_boot=50)
     legend = captured["fig"].axes[-1].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["sft", "grpo"]  # grpo only in the first panel
+
+
+def test_reliability_figure_can_come_from_its_own_run(tmp_path):
+    main_run = make_run(tmp_path / "main", confidence=False)
+    calibrated = make_run(tmp_path / "calibrated", confidence=True)
+    groups = {"reward variants": [], "prompt levels": []}
+    alone = figures.make_all(main_run, groups)
+    assert "no stage states a confidence" in alone["reliability"]["skipped"]
+    results = figures.make_all(main_run, groups, calibration_run=calibrated)
+    assert results["reliability"]["skipped"] is None
+    assert results["reliability"]["sources"] == [calibrated / "data" / "eval.jsonl",
+                                                 calibrated / "results" / "predictions.jsonl"]
+    assert "calibrated/results/predictions.jsonl" in (main_run / "figures" / "SOURCES.md").read_text()

@@ -142,6 +142,17 @@ def test_ece_hand_computed():
     assert stats.calibration([], [])["ece"] is None
 
 
+def test_brier_and_auroc_hand_computed():
+    got = stats.calibration([0.2, 0.2, 0.9, 1.0, 1.0], [1, 0, 1, 1, 0])
+    assert got["brier"] == pytest.approx((0.64 + 0.04 + 0.01 + 0 + 1) / 5)
+    # right answers state .2, .9, 1; wrong ones .2, 1: pairs won 0.5+0 | 1+0 | 1+0.5 = 3 of 6
+    assert got["auroc"] == pytest.approx(3 / 6)
+    constant = stats.calibration([0.4] * 5, [1, 1, 0, 0, 0])
+    assert constant["ece"] == pytest.approx(0.0) and constant["auroc"] == 0.5  # calibrated, uninformative
+    assert stats.calibration([0.9, 0.1], [1, 0])["auroc"] == 1.0
+    assert stats.calibration([0.9, 0.8], [1, 1])["auroc"] is None  # no wrong answer to rank against
+
+
 def _write_run(root, rows, records):
     (root / "data").mkdir(parents=True)
     (root / "results").mkdir()

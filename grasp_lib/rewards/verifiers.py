@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import string
 
+from .. import parsing
 from .common import MENTION_FAMILIES, TRIPLE_FAMILIES, completion_text, gold_triples, norm, parse_completion
 from .nary import NaryReward, drug_set
 from .ner import EntityReward
@@ -219,7 +220,6 @@ class ConsistencyReward:
         return rewards
 
 
-_CONFIDENCE = re.compile(r"confiden\w*\W{0,4}(\d{1,3}(?:\.\d+)?)\s*(%?)", re.IGNORECASE)
 _HEDGE = re.compile(r"\b(may|might|possibly|perhaps|unclear|uncertain|not sure|likely)\b", re.IGNORECASE)
 _SURE = re.compile(r"\b(definitely|certainly|clearly|undoubtedly|confirmed)\b", re.IGNORECASE)
 
@@ -227,11 +227,9 @@ _SURE = re.compile(r"\b(definitely|certainly|clearly|undoubtedly|confirmed)\b", 
 def stated_confidence(text: str) -> float | None:
     """Confidence the completion states: "confidence: 80%" / "confidence": 0.8, else hedging (0.25) or
     certainty (0.85) words (BioRLHF V4's levels); None when it states none."""
-    m = _CONFIDENCE.search(text)
-    if m:
-        value = float(m.group(1))
-        value = value / 100 if m.group(2) or value > 1 else value
-        return min(1.0, value)
+    number = parsing.stated_confidence(text)
+    if number is not None:
+        return number
     hedges, sure = len(_HEDGE.findall(text)), len(_SURE.findall(text))
     if hedges > sure:
         return 0.25
@@ -244,9 +242,12 @@ class UncertaintyReward:
     """V4 uncertainty: stated confidence against how right the answer is, in [0, 1].
 
     1 - (confidence - correctness)^2 (the Brier score, a proper scoring rule: the best stated
-    confidence is the true chance of being right). Correctness is the task's own granular score against
-    the gold (entity soft F1, relation, n-ary, or the QA answer's token F1), never this reward itself
-    (BioRLHF defined correctness from the reward, which is circular). None when no confidence is stated.
+    confidence is the true chance of being right). `correctness` "granular" (default): the task's own
+    granular score against the gold (entity soft F1, relation, n-ary, or the QA answer's token F1);
+    "exact": 1 when the answer is exactly right (stats.exactly_right: parsed, strict per-example F1 1),
+    else 0: the event the reliability diagram and the confidence stage's targets measure. Never
+    this reward itself (BioRLHF defined correctness from the reward, which is circular). None when no
+    confidence is stated.
 
     >>> UncertaintyReward()(['{"Chemical": ["Naloxone"], "Disease": []} confidence: 50%'],
     ...     text=["Naloxone works."], dataset=["bc5cdr"], task=["ner"],
@@ -256,12 +257,17 @@ class UncertaintyReward:
 
     __name__ = "uncertainty"
 
-    def __init__(self, polarity: dict[str, str] | None = None, symmetric_relations=()):
+    def __init__(self, polarity: dict[str, str] | None = None, symmetric_relations=(), correctness: str = "granular"):
+        if correctness not in ("granular", "exact"):
+            raise ValueError(f"rewards.uncertainty.correctness: expected 'granular' or 'exact', got {correctness!r}")
+        self.exact = correctness == "exact"
         self.entity = EntityReward()
         self.relation = RelationReward(symmetric_relations=symmetric_relations)
         self.nary = NaryReward()
 
     def correctness(self, completions, dataset, task, kwargs) -> list[float | None]:
+        if self.exact:
+            return self._exact(completions, dataset, task, kwargs)
         parts = [self.entity(completions, text=kwargs.get("text"), entities=kwargs.get("entities"),
                              dataset=dataset, task=task) if kwargs.get("entities") is not None else None,
                  self.relation(completions, dataset=dataset, task=task, **kwargs),
@@ -272,6 +278,15 @@ class UncertaintyReward:
             values = [p[i] for p in parts if p is not None and p[i] is not None]
             out.append(sum(values) / len(values) if values else None)
         return out
+
+    @staticmethod
+    def _exact(completions, dataset, task, kwargs) -> list[float]:
+        from ..stats import exactly_right, score_example  # the metrics' own per-example verdict
+
+        columns = {k: v for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(completions)}
+        rows = [{k: v[i] for k, v in columns.items()} | {"id": i, "dataset": dataset[i], "task": task[i]}
+                for i in range(len(completions))]
+        return [float(exactly_right(score_example(row, completion_text(c)))) for row, c in zip(rows, completions)]
 
     def __call__(self, completions, dataset, task, **kwargs) -> list[float | None]:
         stated = [stated_confidence(completion_text(c)) for c in completions]

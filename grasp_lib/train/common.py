@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..examples import read_jsonl
-from ..params import Params
+from ..params import KNOWN_STAGES, Params
 from ..prompts import build_target, reasoning_target, row_messages
 from ..tasks import get_task
 
@@ -21,6 +21,13 @@ def trainer_defaults(output_dir: Path, seed: int) -> dict:
             "use_cpu": not cuda, "gradient_checkpointing": False, "report_to": "none",
             "save_strategy": "no",  # params: save_strategy: steps, save_steps: N -> resumable checkpoints
             "logging_steps": 1, "dataloader_num_workers": 0, "disable_tqdm": False}
+
+
+def start_model(params: Params, run_dir: Path, stage: str) -> str:
+    """The model a stage starts from: the saved model of the last earlier stage in params.stages (stages
+    run in KNOWN_STAGES order: sft, confidence, dpo, grpo), else the base model."""
+    earlier = [s for s in KNOWN_STAGES[:KNOWN_STAGES.index(stage)] if s in params.stages]
+    return str(Path(run_dir) / "models" / earlier[-1]) if earlier else params.model
 
 
 def last_checkpoint(output_dir: str | Path, resume: bool = True) -> str | None:

@@ -1,9 +1,9 @@
 """Optional stage between SFT and GRPO: DPO on preference pairs built from the model's own samples.
 
-No teacher and no human labels: for each prompt of data/<preference.split>.jsonl the start model (the SFT
-model when that stage ran, else the base model) samples `preference.samples` completions; the composite
-reward (rewards.funcs weighted by grpo.reward_weights, the GRPO objective) ranks them, and the best and
-the worst completion form a (chosen, rejected) pair when their rewards differ by at least
+No teacher and no human labels: for each prompt of data/<preference.split>.jsonl the start model (that of
+the last earlier stage: confidence or SFT, else the base model) samples `preference.samples` completions;
+the composite reward (rewards.funcs weighted by grpo.reward_weights, the GRPO objective) ranks them, and
+the best and the worst completion form a (chosen, rejected) pair when their rewards differ by at least
 `preference.margin`. TRL's DPOTrainer (the `dpo` section holds trl.DPOConfig fields) trains on the pairs.
 Writes runs/R/models/dpo, results/dpo_pairs.jsonl and results/dpo_log.jsonl. Usable in-process
 (`run(params, run_dir)`) or as `accelerate launch -m grasp_lib.train.dpo --params P --run-dir R`.
@@ -21,7 +21,8 @@ from ..examples import read_jsonl, write_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
-from .common import stage_main, last_checkpoint, prompt_messages, save_log, shots_for, trainer_defaults
+from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
+                     trainer_defaults)
 
 
 def composite_rewards(funcs: list, weights: list[float] | None, completions: list[str], rows: list[dict]) -> list[float]:
@@ -58,10 +59,6 @@ def build_pairs(groups: list[dict], margin: float) -> list[dict]:
     return pairs
 
 
-def start_model(params: Params, run_dir: Path) -> str:
-    return str(run_dir / "models" / "sft") if "sft" in params.stages else params.model
-
-
 def sample_pairs(model, tokenizer, params: Params, run_dir: Path) -> tuple[list[dict], dict]:
     """(pairs, counts): sample, score with the composite reward, pair best against worst."""
     from ..infer import generate
@@ -95,7 +92,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     run_dir = resolve(run_dir)
     check_section(params.dpo, DPOConfig, "dpo")
     write_run_info(params, run_dir, "dpo")
-    model, tokenizer, peft_config = load_model(start_model(params, run_dir), params.lora, unsloth=params.unsloth)
+    model, tokenizer, peft_config = load_model(start_model(params, run_dir, "dpo"), params.lora,
+                                               unsloth=params.unsloth)
 
     # Pairs (written for inspection; resampled on a rerun, which the seed makes reproducible)
     started = time.time()

@@ -1,4 +1,4 @@
-"""Stage 2: GRPO with granular rewards (TRL GRPOTrainer), starting from the DPO or SFT model.
+"""Stage 2: GRPO with granular rewards (TRL GRPOTrainer), from the last earlier stage's model (DPO, confidence, SFT).
 
 Reads runs/R/data/rl.jsonl, writes the merged policy to runs/R/models/grpo and the trainer log (each
 reward's mean and spread per step, completion lengths) to runs/R/results/grpo_log.jsonl. Usable
@@ -19,7 +19,8 @@ from ..examples import read_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
-from .common import stage_main, last_checkpoint, prompt_messages, save_log, shots_for, trainer_defaults
+from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
+                     trainer_defaults)
 
 
 def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
@@ -92,9 +93,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     rows = read_jsonl(run_dir / "data" / "rl.jsonl")
     dataset = Dataset.from_list(rl_rows(rows, params, shots_for(params, run_dir)))
 
-    # Model: the DPO policy when that stage ran, else the SFT policy, else the base model
-    start = next((str(run_dir / "models" / stage) for stage in ("dpo", "sft") if stage in params.stages),
-                 params.model)
+    # Model: the policy of the last earlier stage (dpo, confidence or sft), else the base model
+    start = start_model(params, run_dir, "grpo")
     model, tokenizer, peft_config = load_model(start, params.lora, unsloth=params.unsloth)
 
     # Rewards and trainer

@@ -1,0 +1,181 @@
+"""Optional stage after SFT: teach the model to state how likely its own answer is to be exactly right.
+
+No teacher and no hand-set numbers (the verbalised-probability recipe of Lin et al. 2022, "Teaching models
+to express their uncertainty in words": the target is the model's own measured accuracy). On each row of
+data/confidence.jsonl, which SFT never saw, the start model (the SFT model when that stage ran) answers
+greedily and samples `confidence.samples` more answers at `confidence.temperature`, each scored exactly
+right or not (stats.exactly_right: parsed, strict per-example F1 1; the event the reliability diagram
+measures). The confidence of a row (`confidence.target`) is the share of right answers among all answers
+of the same kind as its greedy answer ("group": same number of items, which the model sees when it writes
+the line) or among the row's own answers ("sample"). The model is then fine-tuned (TRL SFTTrainer, the
+`confidence_sft` section) on an answer followed by the line "Confidence: N%", which the prompt's
+`confidence` level asks for: its own greedy answer (`confidence.answer: own`), or the gold answer with the
+confidence measured for answers of that kind (`gold`, which does not teach the model its own mistakes). A later GRPO
+stage can train it further with the `uncertainty` reward (Brier score, `rewards.uncertainty.correctness:
+exact`).
+
+Writes runs/R/models/confidence, results/confidence_targets.jsonl and results/confidence_log.jsonl. Usable
+in-process (`run(params, run_dir)`) or as `python -m grasp_lib.train.confidence --params P --run-dir R`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
+from ..examples import read_jsonl, write_jsonl
+from ..params import Params, check_section, write_run_info
+from ..parsing import parse, without_confidence
+from ..paths import resolve
+from ..prompts import CONFIDENCE_LINE, build_target
+from ..tasks import get_task
+from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
+                     trainer_defaults)
+
+
+def confidence_percent(right: list[bool]) -> int:
+    """The share of exactly right answers, as a whole percent (what the model learns to state).
+
+    >>> confidence_percent([True, False, False, False, True, False, False, False])
+    25
+    """
+    if not right:
+        raise ValueError("no answers to measure a confidence from")
+    return round(100 * sum(right) / len(right))
+
+
+def answer_kind(answer: str, dataset: str, max_items: int) -> tuple[str, int]:
+    """What a model can see of its own answer when it states a confidence: (dataset, number of items it
+    gave: mentions, relations or combinations, capped at `max_items`; -1 when it does not parse).
+
+    >>> answer_kind('{"Chemical": ["a", "b"], "Disease": ["c"]}', "bc5cdr", max_items=4)
+    ('bc5cdr', 3)
+    """
+    parsed = parse(answer, *get_task(dataset).parse_args())
+    if not parsed.ok:
+        return dataset, -1
+    return dataset, min(max_items, len(parsed.mentions) + len(parsed.relations) + len(parsed.combinations))
+
+
+def group_percents(kinds: list[tuple], right: list[bool]) -> dict[tuple, int]:
+    """Per answer kind, the share of answers of that kind that are exactly right, as a whole percent.
+
+    >>> group_percents([("d", 0), ("d", 0), ("d", 2), ("d", 0)], [True, False, False, True])
+    {('d', 0): 67, ('d', 2): 0}
+    """
+    counts: dict[tuple, list[int]] = {}
+    for kind, ok in zip(kinds, right):
+        counts.setdefault(kind, [0, 0])
+        counts[kind][0] += ok
+        counts[kind][1] += 1
+    return {kind: round(100 * hits / total) for kind, (hits, total) in counts.items()}
+
+
+def confidence_target(answer: str, percent: int) -> str:
+    """The model's own answer (any confidence line it already wrote dropped) and then its confidence line.
+
+    >>> print(confidence_target('{"Chemical": [], "Disease": []}', 88))
+    {"Chemical": [], "Disease": []}
+    Confidence: 88%
+    """
+    answer = without_confidence(answer).strip()  # an empty (or blank) answer: the line alone
+    return "\n".join(part for part in (answer, CONFIDENCE_LINE.format(percent=percent)) if part)
+
+
+def measure(model, tokenizer, params: Params, run_dir: Path) -> list[dict]:
+    """One record per row of data/confidence.jsonl: the greedy answer, whether it and each sample are
+    exactly right, the confidence (percent, by `confidence.target`) and the training target."""
+    from ..infer import generate
+
+    rows = read_jsonl(run_dir / "data" / "confidence.jsonl")
+    shots = shots_for(params, run_dir)
+    conversations = [prompt_messages(r, params, shots) for r in rows]
+    settings = params.confidence
+    common = {"batch_size": params.eval.batch_size, "engine": params.eval.engine,
+              "max_new_tokens": settings.max_new_tokens or params.eval.max_new_tokens}
+    greedy = generate(model, tokenizer, conversations, **common)
+    sampled = generate(model, tokenizer, conversations, do_sample=True, temperature=settings.temperature,
+                       num_samples=settings.samples, seed=params.seed, **common)
+    return confidence_records(rows, [g[0] for g in greedy], sampled, settings.target, settings.max_items,
+                              settings.answer)
+
+
+def confidence_records(rows: list[dict], greedy: list[str], sampled: list[list[str]], target: str,
+                       max_items: int = 4, answer: str = "own") -> list[dict]:
+    """Score every answer (greedy first, then the samples) and set each row's training target: `answer`
+    "own" (the greedy answer) or "gold" (the gold answer), then its confidence line. `target` "sample":
+    the share of the row's answers that are exactly right; "group": the share of all answers of the
+    target answer's kind (`answer_kind`; the share over all answers for a kind the model never gave)."""
+    from ..stats import exactly_right, score_example
+
+    if target not in ("sample", "group") or answer not in ("own", "gold"):
+        raise ValueError(f"confidence.target {target!r} / confidence.answer {answer!r}: expected "
+                         f"sample|group / own|gold")
+    answers = [[g] + s for g, s in zip(greedy, sampled)]
+    right = [[exactly_right(score_example(row, text)) for text in texts] for row, texts in zip(rows, answers)]
+    kinds = [answer_kind(text, row["dataset"], max_items) for row, texts in zip(rows, answers) for text in texts]
+    groups = group_percents(kinds, [r for rs in right for r in rs])
+    overall = confidence_percent([r for rs in right for r in rs])
+    records = []
+    for row, texts, ok in zip(rows, answers, right):
+        shown = texts[0] if answer == "own" else build_target(row, get_task(row["dataset"]))
+        kind = answer_kind(shown, row["dataset"], max_items)
+        percent = confidence_percent(ok) if target == "sample" else groups.get(kind, overall)
+        records.append({"id": row["id"], "dataset": row["dataset"], "greedy": texts[0], "greedy_right": ok[0],
+                        "samples_right": sum(ok[1:]), "row_percent": confidence_percent(ok),
+                        "kind_items": kind[1], "kind_percent": groups.get(kind, overall), "percent": percent,
+                        "target": confidence_target(shown, percent)})
+    return records
+
+
+def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> dict:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    run_dir = resolve(run_dir)
+    check_section(params.confidence_sft, SFTConfig, "confidence_sft")
+    write_run_info(params, run_dir, "confidence")
+    model, tokenizer, peft_config = load_model(start_model(params, run_dir, "confidence"), params.lora,
+                                               unsloth=params.unsloth)
+
+    # Targets (written for inspection; remeasured on a rerun, which the seed makes reproducible)
+    started = time.time()
+    records = measure(model, tokenizer, params, run_dir)
+    sampling_seconds = time.time() - started
+    write_jsonl(records, run_dir / "results" / "confidence_targets.jsonl")
+    rows = {(r["dataset"], str(r["id"])): r for r in read_jsonl(run_dir / "data" / "confidence.jsonl")}
+    shots = shots_for(params, run_dir)
+    # The loss covers the whole completion: with the loss on the confidence line alone the model learned to
+    # open with it and skip the answer (87 of 96 test answers unparsable in confidence_quick)
+    dataset = Dataset.from_list([
+        {"prompt": prompt_messages(rows[(rec["dataset"], str(rec["id"]))], params, shots),
+         "completion": [{"role": "assistant", "content": rec["target"]}]} for rec in records])
+
+    # Training
+    model.train()
+    defaults = trainer_defaults(run_dir / "checkpoints" / "confidence", params.seed)
+    config = SFTConfig(**(defaults | params.confidence_sft))
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=callbacks)
+    resumed = last_checkpoint(config.output_dir, params.resume)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=resumed)
+    seconds = time.time() - started
+
+    if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
+        save_merged(trainer.model, tokenizer, run_dir / "models" / "confidence")
+        save_log(trainer.state.log_history, run_dir / "results" / "confidence_log.jsonl")
+    percents = [r["percent"] for r in records]
+    return {"rows": len(records), "answers_per_row": 1 + params.confidence.samples,
+            "greedy_right": sum(r["greedy_right"] for r in records), "mean_percent": sum(percents) / len(percents),
+            "sampling_seconds": sampling_seconds, "train_loss": result.training_loss,
+            "steps": trainer.state.global_step, "seconds": seconds, "resumed_from": resumed}
+
+
+def main() -> None:
+    stage_main(__doc__, run)
+
+
+if __name__ == "__main__":
+    main()
