@@ -13,7 +13,7 @@ from grasp_lib.prompts import system_prompt
 from grasp_lib.rewards.verifiers import UncertaintyReward
 from grasp_lib.tasks import get_task
 from grasp_lib.train import confidence
-from grasp_lib.train.common import start_model
+from grasp_lib.train.common import prompt_messages, start_model
 
 LABELS = ("Chemical", "Disease")
 TEXT = "Naloxone reversed the hypotension."
@@ -128,17 +128,17 @@ ANSWERS = {TEXT: (RIGHT, [HALF, RIGHT, "oops"]),
            EMPTY["text"]: ('{"Chemical": ["rats"], "Disease": []}', ['{"Chemical": [], "Disease": []}', HALF, HALF])}
 
 
-def test_measure_with_sample_targets_states_each_rows_share_of_right_answers(tmp_path, monkeypatch):
+def test_measure_with_sample_targets_states_each_rows_share_of_right_answers(monkeypatch):
     def fake_generate(model, tokenizer, conversations, do_sample=False, num_samples=1, **options):
         texts = [ANSWERS[c[-1]["content"].removeprefix("Text: ")] for c in conversations]
         return [list(s[1][:num_samples]) for s in texts] if do_sample else [[s[0]] for s in texts]
 
     monkeypatch.setattr(infer, "generate", fake_generate)
-    examples.write_jsonl([ROW, EMPTY], tmp_path / "data" / "confidence.jsonl")
     params = P.load("params/smoke.yaml", {"stages": ["confidence"], "data.confidence_size": 2,
                                           "prompt.levels": ["schema", "confidence"], "confidence.samples": 3,
                                           "confidence.target": "sample"})
-    records = confidence.measure(None, None, params, tmp_path)
+    conversations = [prompt_messages(r, params, []) for r in (ROW, EMPTY)]
+    records = confidence.measure(None, None, params, [ROW, EMPTY], conversations)
     assert [(r["greedy_right"], r["samples_right"], r["percent"]) for r in records] == [(True, 1, 50), (False, 1, 25)]
     assert records[0]["target"] == RIGHT + "\nConfidence: 50%"
     assert records[1]["target"] == '{"Chemical": ["rats"], "Disease": []}\nConfidence: 25%'

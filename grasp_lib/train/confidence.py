@@ -83,14 +83,11 @@ def confidence_target(answer: str, percent: int) -> str:
     return "\n".join(part for part in (answer, CONFIDENCE_LINE.format(percent=percent)) if part)
 
 
-def measure(model, tokenizer, params: Params, run_dir: Path) -> list[dict]:
-    """One record per row of data/confidence.jsonl: the greedy answer, whether it and each sample are
-    exactly right, the confidence (percent, by `confidence.target`) and the training target."""
+def measure(model, tokenizer, params: Params, rows: list[dict], conversations: list[list[dict]]) -> list[dict]:
+    """One record per row (in row order; `conversations` are the rows' prompts): the greedy answer, whether
+    it and each sample are exactly right, the confidence (percent, by `confidence.target`) and the target."""
     from ..infer import generate
 
-    rows = read_jsonl(run_dir / "data" / "confidence.jsonl")
-    shots = shots_for(params, run_dir)
-    conversations = [prompt_messages(r, params, shots) for r in rows]
     settings = params.confidence
     common = {"batch_size": params.eval.batch_size, "engine": params.eval.engine,
               "max_new_tokens": settings.max_new_tokens or params.eval.max_new_tokens}
@@ -140,17 +137,18 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
                                                unsloth=params.unsloth)
 
     # Targets (written for inspection; remeasured on a rerun, which the seed makes reproducible)
+    rows = read_jsonl(run_dir / "data" / "confidence.jsonl")
+    shots = shots_for(params, run_dir)
+    conversations = [prompt_messages(r, params, shots) for r in rows]
     started = time.time()
-    records = measure(model, tokenizer, params, run_dir)
+    records = measure(model, tokenizer, params, rows, conversations)
     sampling_seconds = time.time() - started
     write_jsonl(records, run_dir / "results" / "confidence_targets.jsonl")
-    rows = {(r["dataset"], str(r["id"])): r for r in read_jsonl(run_dir / "data" / "confidence.jsonl")}
-    shots = shots_for(params, run_dir)
     # The loss covers the whole completion: with the loss on the confidence line alone the model learned to
     # open with it and skip the answer (87 of 96 test answers unparsable in confidence_quick)
     dataset = Dataset.from_list([
-        {"prompt": prompt_messages(rows[(rec["dataset"], str(rec["id"]))], params, shots),
-         "completion": [{"role": "assistant", "content": rec["target"]}]} for rec in records])
+        {"prompt": conversation, "completion": [{"role": "assistant", "content": rec["target"]}]}
+        for conversation, rec in zip(conversations, records)])
 
     # Training
     model.train()
