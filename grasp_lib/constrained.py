@@ -553,16 +553,23 @@ class Grounding:
     def settle(self, rows: list[Row], logits: torch.Tensor, chosen: torch.Tensor, remaining: int, pick) -> None:
         """Near the token limit, replace each chosen token after which the answer could not be closed in
         time by the next choice of `pick` (in place; `logits` are the masked ones, `pick(logits[k:k+1])`
-        picks for one row). Greedy: the best token that fits."""
+        picks for one row): greedy takes the best token that fits; after `retries` misses (free text near
+        the limit, where most tokens do not fit) the shortest ending's next token."""
         for k, row in enumerate(rows):
-            t, tries = int(chosen[k]), 0
-            while not self.fits(row, t, remaining):
-                tries += 1
-                if tries > self.retries:  # free text close to the limit: most tokens would not fit
-                    t = self._ending_token(row.answer.closing(bytes(row.prefix)), logits[k] > float("-inf"))
+            if remaining > row.bound:
+                continue
+            ending = row.answer.closing(bytes(row.prefix))
+            if len(ending) + 1 >= remaining:
+                continue  # the mask held only the ending's next token
+            allowed, t = logits[k] > float("-inf"), int(chosen[k])
+            for _ in range(self.retries):
+                if self.fits(row, t, remaining):
                     break
                 logits[k, t] = float("-inf")
                 t = int(pick(logits[k:k + 1])[0])
+            else:
+                if not self.fits(row, t, remaining):
+                    t = self._ending_token(ending, allowed)
             chosen[k] = t
 
     def _ending_token(self, ending: bytes, allowed: torch.Tensor) -> int:

@@ -395,8 +395,8 @@ class Engine:
         logits = None
         by_length = sorted(range(n), key=lambda b: -len(distinct[b]))
         for c in range(0, n, self.prefill_chunk):
-            rows = torch.tensor(by_length[c:c + self.prefill_chunk], device=self.device)
-            w = len(distinct[int(rows[0])])
+            members = by_length[c:c + self.prefill_chunk]
+            rows, w = torch.tensor(members, device=self.device), len(distinct[members[0]])
             chunk = DynamicCache()
             if prefix_kv is not None:
                 chunk = DynamicCache(ddp_cache_data=[(k.expand(len(rows), -1, -1, -1), v.expand(len(rows), -1, -1, -1))
