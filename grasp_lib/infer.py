@@ -189,17 +189,20 @@ class Sampling:
 # ---------------------------------------------------------------- the fast engine
 
 
-def quantize_int8(model, head: bool = False):
-    """A copy of `model` whose decoder linear layers run with int8 weights (dynamic quantization, one scale
-    per output channel). The LM head stays fp32 unless `head=True`: per-tensor int8 everywhere, head
-    included, cost 3.8 strict-F1 points on BC5CDR (bench/infer.py), against ~2.5x speed."""
+INT8_FP32_LAYERS: tuple[str, ...] = ()  # linear layers (name suffixes) kept in fp32 by quantize_int8
+
+
+def quantize_int8(model, head: bool = False, skip: tuple[str, ...] | None = None):
+    """A copy of `model` whose decoder linear layers run with int8 weights (dynamic quantization: one weight
+    scale per output channel, activations quantized per tensor at run time). The LM head stays fp32 unless
+    `head=True`; layers whose name ends with one of `skip` (default INT8_FP32_LAYERS) stay fp32 too."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    skip = INT8_FP32_LAYERS if skip is None else tuple(skip)
     model = copy.deepcopy(model).eval()
-    names = {name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
-    if not head:
-        head_module = model.get_output_embeddings()
-        names = {n for n in names if model.get_submodule(n) is not head_module}
+    head_module = model.get_output_embeddings()
+    names = {name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
+             and (head or module is not head_module) and not name.endswith(skip)}
     with warnings.catch_warnings():  # torch.ao's deprecation notices; the eager API still works in torch 2.13
         warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
         return quantize_dynamic(model, {n: per_channel_dynamic_qconfig for n in names}, dtype=torch.qint8)
