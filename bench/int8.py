@@ -7,8 +7,9 @@ Diagnosis (teacher-forced: each prompt followed by its gold answer, no generatio
 input activations' largest magnitude against their typical one (per-tensor int8 activations lose the small
 values when a few are huge), and how far the model's next-token distributions move (KL divergence from
 fp32, and the share of answer tokens whose top-1 changes) when every linear layer is int8, when one kind of
-layer is left in fp32, and with `infer.quantize_int8`'s own choice. Then strict micro-F1 on `--n` seeded
-BC5CDR test sentences (the evaluation's sampler) for fp32 and each `--variants` quantization.
+layer is left in fp32, and when the prompt is prefilled in fp32 and only the answer runs on int8 (what the
+engine does). Then strict micro-F1 on `--n` seeded BC5CDR test sentences (the evaluation's sampler), fp32
+against the engine's int8.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from grasp_lib.models import load_model  # noqa: E402  (models first: it may import Unsloth)
 import torch  # noqa: E402
+from transformers import DynamicCache  # noqa: E402
 
 from grasp_lib import infer  # noqa: E402
 from grasp_lib.examples import sample_splits  # noqa: E402
@@ -51,6 +53,18 @@ def teacher_batch(tokenizer, rows, params):
 @torch.inference_mode()
 def answer_logprobs(model, batch):
     return [torch.log_softmax(model(input_ids=ids).logits[0, span].float(), -1) for ids, span in batch]
+
+
+@torch.inference_mode()
+def prefill_then_decode_logprobs(prefill_model, decode_model, batch):
+    """What the engine does with int8: the prompt through `prefill_model` (fp32), the answer on `decode_model`."""
+    out = []
+    for ids, span in batch:
+        cache = DynamicCache()
+        first = infer.model_forward(prefill_model, cache=cache, input_ids=ids[:, :span.start + 1]).logits[0, -1:]
+        rest = infer.model_forward(decode_model, cache=cache, input_ids=ids[:, span.start + 1:span.stop]).logits[0]
+        out.append(torch.log_softmax(torch.cat([first, rest]).float(), -1))
+    return out
 
 
 def divergence(reference, other) -> tuple[float, float]:
@@ -88,13 +102,16 @@ def diagnose(model, tokenizer, rows, params) -> None:
         print(f"  {name:45s} ratio {ratio:8.1f}  max |x| {peak:8.2f}")
     kinds = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
                    - {"lm_head"})
-    variants = {"every decoder linear int8 (per-tensor activations)": dict(skip=()),
-                **{f"  ... but {k} in fp32": dict(skip=(k,)) for k in kinds},
-                "quantize_int8 (this repository's choice)": {}}
+    variants = {"every decoder linear int8 (per-tensor activations)": ((), False),
+                **{f"  ... but {k} in fp32": ((k,), False) for k in kinds},
+                "fp32 prefill, then every decoder linear int8": ((), True),
+                f"fp32 prefill, then int8 but {infer.INT8_FP32_LAYERS} (the engine)": (None, True)}
     print(f"next-token distributions on {sum(r.shape[0] for r in reference)} gold answer tokens, against fp32:")
-    for label, options in variants.items():
-        kl, flips = divergence(reference, answer_logprobs(infer.quantize_int8(model, **options), batch))
-        print(f"  {label:55s} KL {kl:.4f}  top-1 changed {flips:.2%}", flush=True)
+    for label, (skip, split) in variants.items():
+        quantized = infer.quantize_int8(model, skip=skip)
+        other = prefill_then_decode_logprobs(model, quantized, batch) if split else answer_logprobs(quantized, batch)
+        kl, flips = divergence(reference, other)
+        print(f"  {label:62s} KL {kl:.4f}  top-1 changed {flips:.2%}", flush=True)
 
 
 def f1_of(model, tokenizer, rows, params, **options) -> tuple[float, float]:

@@ -495,6 +495,9 @@ class Grounding:
         import llguidance  # noqa: F401  (fails here, clearly, where it is not installed)
         import llguidance.hf
 
+        if not stop_ids:
+            raise ValueError("grounded decoding needs an end-of-turn token id (none in the model's generation_config "
+                             "or the tokenizer)")
         self.stop_ids = list(stop_ids)
         key = (tuple(self.stop_ids),)
         cached = _TOKENIZERS.get(tokenizer, {})

@@ -7,9 +7,9 @@ Two engines behind one call, `generate` (or `generate_result` for the details):
   (1) computes the key/value prefix shared by every prompt of the call (the hierarchical system prompt,
   identical for every example of a task) once and reuses it in every batch, (2) prefills identical prompts
   once when K samples are drawn per prompt, (3) drops each sequence from the batch as soon as it emits an
-  end-of-turn token, so the batch shrinks instead of decoding padding, and (4) optionally runs on int8
-  weights (PyTorch dynamic quantization, one scale per output channel, of every decoder linear layer;
-  the LM head stays fp32).
+  end-of-turn token, so the batch shrinks instead of decoding padding, and (4) optionally decodes on int8
+  weights (PyTorch dynamic quantization, one scale per output channel, of the decoder's linear layers but
+  the MLP down projections; the LM head stays fp32; the prompt is prefilled in fp32).
   In fp32 and greedy it reproduces `model.generate` token for token: same inputs, same positions, same
   mask; the prefix only moves the padding between the shared prefix and the rest of the prompt, where
   the attention mask hides it.
@@ -189,7 +189,9 @@ class Sampling:
 # ---------------------------------------------------------------- the fast engine
 
 
-INT8_FP32_LAYERS: tuple[str, ...] = ()  # linear layers (name suffixes) kept in fp32 by quantize_int8
+# Linear layers (name suffixes) kept in fp32 by quantize_int8: the MLP's down projection reads the activations
+# with the largest outliers (SmolLM2-135M: max |x| / mean |x| up to 27000 in layer 11; bench/int8.py)
+INT8_FP32_LAYERS: tuple[str, ...] = ("down_proj",)
 
 
 def quantize_int8(model, head: bool = False, skip: tuple[str, ...] | None = None):
@@ -293,7 +295,10 @@ class Engine:
         self.set_eval = set_eval  # False: decode in the model's current mode (GRPO keeps TRL's behaviour)
         self.prefill_chunk = prefill_chunk  # prompts prefilled together (length-sorted: little padding)
         self.int8 = int8
-        self.model = quantize_int8(model) if int8 else model
+        self.model = model  # prefill (the prompt) always runs on these weights
+        # int8: decoding runs on a quantized copy; the prompt's keys and values come from the fp32 model, because
+        # the prompt holds the attention-sink tokens whose huge activations break per-tensor int8 (bench/int8.py)
+        self.decoder = quantize_int8(model) if int8 else model
         self.device = model_device(self.model)
         self.batch_size = batch_size
         self.prefix_cache = prefix_cache
@@ -311,8 +316,8 @@ class Engine:
         return self._grounding
 
     # -- forward with a cache
-    def _forward(self, input_ids, attention_mask, position_ids, cache):
-        out = model_forward(self.model, input_ids=input_ids, attention_mask=attention_mask,
+    def _forward(self, input_ids, attention_mask, position_ids, cache, model=None):
+        out = model_forward(model or self.model, input_ids=input_ids, attention_mask=attention_mask,
                             position_ids=position_ids, cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :]
 
@@ -446,7 +451,7 @@ class Engine:
                 rows = [rows[k] for k in idx.tolist()] if rows else rows
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
             last_pos = last_pos + 1
-            logits = self._forward(chosen[:, None], mask, last_pos[:, None], cache)
+            logits = self._forward(chosen[:, None], mask, last_pos[:, None], cache, self.decoder)
         return tokens
 
     def _layers(self):

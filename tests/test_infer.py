@@ -149,6 +149,13 @@ def test_int8_path(tiny):
     assert torch.equal(model.model.layers[0].mlp.up_proj.weight, weight)
     with pytest.raises(ValueError, match="int8"):
         _ids(model, tokenizer, conversations, engine="plain", int8=True)
+    # the prompt is prefilled on the fp32 weights (its attention-sink activations break per-tensor int8);
+    # only decoding runs on the int8 copy, whose MLP down projections stay fp32 (their inputs' outliers)
+    engine, fp32 = infer.Engine(model, tokenizer, int8=True), infer.Engine(model, tokenizer)
+    encoded, _ = infer.encode_conversations(tokenizer, conversations[:3], None)
+    assert torch.equal(engine._prefill(encoded, 0, None, 4).logits, fp32._prefill(encoded, 0, None, 4).logits)
+    layer = engine.decoder.model.layers[0].mlp
+    assert isinstance(layer.down_proj, torch.nn.Linear) and not isinstance(layer.up_proj, torch.nn.Linear)
 
 
 def test_sampling(tiny):
