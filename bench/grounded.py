@@ -3,11 +3,18 @@
     flock /tmp/grasp-cpu.lock .venv/bin/python bench/grounded.py --run runs/quick            # 300 seeded sentences
     flock /tmp/grasp-cpu.lock .venv/bin/python bench/grounded.py --run runs/quick --n 0      # the whole test split
     .venv/bin/python bench/grounded.py --models sft=runs/quick/models/sft,x=runs/other/models/grpo --n 96
+    .venv/bin/python bench/grounded.py --models sft=runs/quick/models/sft --rollouts 4 --n 32   # GRPO's view
 
 For each model (default: the run's sft and grpo), greedy fast-engine generation without and with grounded
 decoding (`eval.constrained`): strict micro-F1 with its bootstrap interval, the paired bootstrap of the
 difference (constrained - free), the share of answers that are valid JSON, the share of predicted mentions
 that are not in the text, and sentences/s. Rows come from the evaluation's own seeded sampler.
+
+`--rollouts K`: what GRPO would see instead, on `--n` seeded training sentences (the rl split's sampler):
+K sampled completions per prompt at grpo.temperature and grpo.max_completion_length, free and grounded,
+scored by the run's rewards (rewards.funcs weighted by grpo.reward_weights): the mean composite reward,
+the share of groups whose K rewards are all equal (zero advantage: no gradient from that prompt), and
+the mean within-group spread of the reward.
 """
 
 from __future__ import annotations
@@ -48,6 +55,36 @@ def decode(model, tokenizer, rows, params, constrained: bool, int8: bool) -> dic
             **answer_shares(rows, records)}
 
 
+def rollout_report(model, tokenizer, params, n: int, k: int) -> None:
+    """Sampled groups free and grounded, scored with GRPO's composite reward."""
+    import statistics
+
+    from grasp_lib.rewards import build_rewards
+
+    data = dataclasses.replace(params.data, rl_size=n)
+    rows = sample_splits(data, params.seed)[0]["rl"]
+    conversations = [prompt_messages(r, params, []) for r in rows]
+    funcs = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
+    weights = params.grpo.get("reward_weights") or [1.0] * len(funcs)
+    columns = {key: [r.get(key) for r in rows for _ in range(k)] for key in rows[0]}
+    for mode in ("free", "constrained"):
+        answers = grounded_answers(rows, params.prompt.levels) if mode == "constrained" else None
+        result = generate_result(model, tokenizer, conversations, batch_size=64, do_sample=True,
+                                 temperature=params.grpo.get("temperature", 1.0), num_samples=k, seed=params.seed,
+                                 max_new_tokens=params.grpo.get("max_completion_length", 64), progress=False,
+                                 answers=answers)
+        completions = [[{"role": "assistant", "content": t}] for texts in result.texts for t in texts]
+        scores = [f(completions, **columns) for f in funcs]
+        total = [sum(w * (s[i] or 0.0) for w, s in zip(weights, scores)) for i in range(len(completions))]
+        groups = [total[i:i + k] for i in range(0, len(total), k)]
+        tied = sum(max(g) - min(g) < 1e-9 for g in groups) / len(groups)
+        spread = statistics.mean(statistics.pstdev(g) for g in groups)
+        means = {name: statistics.mean(x or 0.0 for x in s) for name, s in zip(params.rewards.funcs, scores)}
+        print(f"rollouts {mode:11s}: {len(rows)} prompts x {k}, composite reward {statistics.mean(total):.4f} "
+              f"({', '.join(f'{n} {v:.3f}' for n, v in means.items())}), groups with all rewards equal {tied:.1%}, "
+              f"mean within-group spread {spread:.4f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default=str(ROOT / "runs" / "quick"))
@@ -56,9 +93,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="seeded test sentences; 0 = the whole split")
     parser.add_argument("--int8", action="store_true")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--rollouts", type=int, default=0, help="K: GRPO-style sampled groups instead of evaluation")
     args = parser.parse_args()
 
     params = load(args.params)
+    if args.rollouts:
+        for name, path in (dict(m.split("=", 1) for m in args.models.split(",")) if args.models else
+                           {"sft": str(Path(args.run) / "models" / "sft")}).items():
+            print(f"model {name}: {path}")
+            rollout_report(*load_model(path)[:2], params, args.n, args.rollouts)
+        return
     data = dataclasses.replace(params.data, eval_size=args.n or None)
     rows = sample_splits(data, params.seed)[0]["eval"]
     models = dict(m.split("=", 1) for m in args.models.split(",")) if args.models else \
