@@ -354,3 +354,13 @@ def test_plain_path_moves_inputs_to_the_models_device(tiny):
 
     _ids(OnMeta(), tokenizer, [conv("x")], engine="plain", max_new_tokens=1)
     assert seen["devices"] == {"meta"}
+
+
+def test_rollout_override_checks_vllm_before_reading_generation_config():
+    """TRL sets generation_config only without vLLM: use_vllm must be read first (it raised AttributeError)."""
+    from types import SimpleNamespace
+
+    from grasp_lib.train.grpo import fast_rollout_trainer
+
+    with_vllm = SimpleNamespace(use_vllm=True)  # no generation_config, as TRL leaves it with vLLM
+    assert fast_rollout_trainer()._fast_rollouts_apply(with_vllm, None, {}) is False
