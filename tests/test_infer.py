@@ -321,9 +321,13 @@ def test_engine_tensors_live_on_the_models_device(tiny):
     (a CPU tensor anywhere in the computation raises); the generator is made on the model's device."""
     import copy
 
+    from transformers import LlamaForCausalLM
+
     model, tokenizer = tiny
-    meta = copy.deepcopy(model).to("meta")
-    meta.config._attn_implementation = "eager"  # sdpa's mask shortcut reads a value, which meta tensors lack
+    config = copy.deepcopy(model.config)  # a fresh model: the trainer tests wrap the shared one's forward
+    config._attn_implementation = "eager"  # sdpa's mask shortcut reads a value, which meta tensors lack
+    with torch.device("meta"):
+        meta = LlamaForCausalLM(config).eval()
     engine = infer.Engine(meta, tokenizer)
     assert engine.device.type == "meta"
     encoded, _ = infer.encode_conversations(tokenizer, [conv(t) for t in TEXTS[:3]], None)
