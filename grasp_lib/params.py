@@ -78,6 +78,8 @@ class EvalParams:
     int8: bool = False  # fast engine only: int8 weights (dynamic quantization of the linear layers)
     prefix_cache: bool = True  # fast engine: compute the shared task prompt's key/value prefix once
     max_prompt_tokens: int | None = None  # longer prompts are cut (and counted); null = context - max_new_tokens
+    constrained: bool = False  # grounded decoding: answers follow the task's JSON schema, mentions copied from the text
+    int8_check: int = 96  # with int8: a seeded fp32 subsample of this many eval rows is scored too (delta in metrics)
     # K sampled completions per eval unit (Best-F1@K, Avg@K, F1 against temperature); 0 = off.
     samples_k: int = 0
     temperatures: list[float] = field(default_factory=lambda: [1.0])  # sampling temperatures when samples_k > 0

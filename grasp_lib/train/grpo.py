@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
 from ..examples import read_jsonl
-from ..params import Params, check_section, write_run_info
+from ..params import Params, ParamsError, check_section, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
 from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
@@ -29,8 +29,11 @@ def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
             for r in rows]
 
 
+GRASP_GRPO_KEYS = ("constrained_rollouts",)  # grasp's own keys of the grpo section, removed before GRPOConfig
+
+
 @functools.cache
-def fast_rollout_trainer():
+def fast_rollout_trainer(grounded: tuple[str, ...] | None = None):
     """GRPOTrainer whose rollouts run through grasp_lib.infer.Engine (shared-prefix KV cache, identical prompts
     prefilled once, finished sequences leave the batch) on the current policy weights, fp32.
 
@@ -40,40 +43,65 @@ def fast_rollout_trainer():
     model.generate's order) from torch's seeded global generator; the returned ids end at the first EOS as
     TRL's own masking does, so rewards, advantages and the loss are untouched. `GRASP_ROLLOUTS=plain` in the
     environment selects TRL's path (for timing comparisons).
+
+    `grounded` (the prompt levels, from `grpo.constrained_rollouts: true`): rollouts are sampled with grounded
+    decoding (grasp_lib.constrained) from each row's task and text, i.e. from the policy's distribution
+    masked to valid answers; TRL's loss still uses the unmasked log-probabilities (see the README).
     """
+    import inspect
+
     import torch
     from trl import GRPOTrainer
     from trl.models import unwrap_model_for_generation
 
-    from ..infer import Engine, Sampling
+    from ..infer import Engine, Sampling, grounded_answers
+
+    # trl 1.16 added gradient_checkpointing_kwargs; 1.15 (the GPU pin set) raises TypeError on it
+    unwrap_options = set(inspect.signature(unwrap_model_for_generation).parameters)
 
     class FastRolloutGRPOTrainer(GRPOTrainer):
         def _fast_rollouts_apply(self, images, multimodal_fields) -> bool:
-            config = self.generation_config
+            if self.use_vllm or getattr(self, "use_transformers_continuous_batching", False):
+                return False  # TRL sets generation_config only without vLLM
             extra = set(self.args.generation_kwargs or {}) - {"max_new_tokens", "temperature", "top_p", "top_k",
                                                               "min_p", "do_sample", "cache_implementation"}
-            return (not self.use_vllm and not getattr(self, "use_transformers_continuous_batching", False)
-                    and not images and not multimodal_fields and not self.tools and not self._is_vlm
-                    and config.repetition_penalty in (None, 1.0) and not extra)
+            return (not images and not multimodal_fields and not self.tools and not self._is_vlm
+                    and self.generation_config.repetition_penalty in (None, 1.0) and not extra)
+
+        def _generate_and_score_completions(self, inputs):
+            self._rollout_rows = inputs  # the rows behind this step's prompts (grounded rollouts read them)
+            return super()._generate_and_score_completions(inputs)
+
+        def _rollout_answers(self, n: int):
+            rows = getattr(self, "_rollout_rows", None)
+            if rows is None or len(rows) != n:
+                raise RuntimeError(f"grounded rollouts: {n} prompts but {len(rows or [])} rows in this step")
+            return grounded_answers(rows, grounded)
 
         def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
                                   has_tool_images=False):
             if not self._fast_rollouts_apply(images, multimodal_fields):
+                if grounded is not None:
+                    raise ValueError("grpo.constrained_rollouts needs the engine's rollouts (no vLLM, tools, "
+                                     "images or extra generation kwargs)")
                 return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                      has_tool_images)
             config = self.generation_config
             sampling = Sampling(do_sample=bool(config.do_sample), temperature=config.temperature or 1.0,
                                 top_k=config.top_k, top_p=config.top_p, min_p=config.min_p)
+            options = {"gather_deepspeed3_params": self.args.ds3_gather_for_generation,
+                       "generation_kwargs": self.generation_kwargs,
+                       "gradient_checkpointing_kwargs": self.args.gradient_checkpointing_kwargs}
+            answers = self._rollout_answers(len(prompt_ids)) if grounded is not None else None
             with (unwrap_model_for_generation(self.model_wrapped, self.accelerator,
-                                              gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-                                              generation_kwargs=self.generation_kwargs,
-                                              gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs
+                                              **{k: v for k, v in options.items() if k in unwrap_options}
                                               ) as unwrapped_model,
                   torch.no_grad()):
                 # a fresh engine per step: the policy weights changed, so the prefix is recomputed
                 engine = Engine(unwrapped_model, self._tokenizer, batch_size=max(1, len(prompt_ids)),
                                 stop_ids=list(self.eos_token_ids), set_eval=False)
-                ids = engine.generate_ids([list(p) for p in prompt_ids], config.max_new_tokens, sampling, seed=None)
+                ids = engine.generate_ids([list(p) for p in prompt_ids], config.max_new_tokens, sampling, seed=None,
+                                          answers=answers)
             return [samples[0] for samples in ids], None
 
     return FastRolloutGRPOTrainer
@@ -86,7 +114,11 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     from trl import GRPOConfig, GRPOTrainer
 
     run_dir = resolve(run_dir)
-    check_section(params.grpo, GRPOConfig, "grpo")
+    grpo_fields = {k: v for k, v in params.grpo.items() if k not in GRASP_GRPO_KEYS}
+    check_section(grpo_fields, GRPOConfig, "grpo")
+    constrained = params.grpo.get("constrained_rollouts", False)
+    if not isinstance(constrained, bool):
+        raise ParamsError(f"grpo.constrained_rollouts: expected true or false, got {constrained!r}")
     write_run_info(params, run_dir, "grpo")
 
     # Data
@@ -101,8 +133,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     rewards = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
     # completions with each reward go to checkpoints/grpo/completions/*.parquet (params can switch it off)
     logging = {"log_completions": True, "num_completions_to_print": 0}
-    config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | logging | params.grpo))
-    trainer_cls = GRPOTrainer if os.environ.get("GRASP_ROLLOUTS") == "plain" else fast_rollout_trainer()
+    config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | logging | grpo_fields))
+    trainer_cls = GRPOTrainer if os.environ.get("GRASP_ROLLOUTS") == "plain" else \
+        fast_rollout_trainer(tuple(params.prompt.levels) if constrained else None)
     trainer = trainer_cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     resumed = last_checkpoint(config.output_dir, params.resume)
