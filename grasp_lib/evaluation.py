@@ -9,7 +9,7 @@ from pathlib import Path
 from .examples import read_jsonl, write_jsonl
 from .infer import generate_result
 from .metrics import score_predictions
-from .models import load_model
+from .models import generation_engine, load_model
 from .params import Params
 from .train.common import prompt_messages, shots_for
 
@@ -21,7 +21,7 @@ def evaluate_model(model_name_or_dir: str, rows: list[dict], params: Params, run
     conversations = [prompt_messages(r, params, shots) for r in rows]
     started = time.time()
     result = generate_result(model, tokenizer, conversations, batch_size=params.eval.batch_size,
-                             max_new_tokens=params.eval.max_new_tokens, engine=params.eval.engine,
+                             max_new_tokens=params.eval.max_new_tokens, engine=generation_engine(params.eval.engine),
                              int8=params.eval.int8, prefix_cache=params.eval.prefix_cache,
                              max_prompt_tokens=params.eval.max_prompt_tokens)
     seconds = time.time() - started

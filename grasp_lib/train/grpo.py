@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import os
 import time
 from pathlib import Path
 
-from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
+from ..models import backend, load_model, save_trained  # first: Unsloth must be imported before TRL
 from ..examples import read_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
@@ -27,6 +28,25 @@ def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
     """Prompt plus the columns the rewards read (TRL passes extra columns to every reward function)."""
     return [{"prompt": prompt_messages(r, params, shots)} | {k: v for k, v in r.items() if k != "id"}
             for r in rows]
+
+
+def fast_rollouts() -> bool:
+    """Rollouts through grasp_lib.infer's engine, except with GRASP_ROLLOUTS=plain and under Unsloth, whose
+    patched GRPOTrainer generates its own way (inference mode switch, its cache format, vLLM with
+    fast_inference); the engine is not proven equal to it there, so TRL's/Unsloth's generation runs."""
+    return os.environ.get("GRASP_ROLLOUTS") != "plain" and backend() != "unsloth"
+
+
+def accepted_kwargs_only(func, optional: set[str]):
+    """`func` without the keyword arguments in `optional` that its signature lacks: trl 1.16's
+    unwrap_model_for_generation takes gradient_checkpointing_kwargs, 1.15's (the version Unsloth pins) does not."""
+    missing = optional - set(inspect.signature(func).parameters)
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        return func(*args, **{k: v for k, v in kwargs.items() if k not in missing})
+
+    return call
 
 
 @functools.cache
@@ -43,16 +63,20 @@ def fast_rollout_trainer():
     """
     import torch
     from trl import GRPOTrainer
-    from trl.models import unwrap_model_for_generation
+    from trl.models import unwrap_model_for_generation as unwrap
+
+    unwrap_model_for_generation = accepted_kwargs_only(unwrap, {"gradient_checkpointing_kwargs"})
 
     from ..infer import Engine, Sampling
 
     class FastRolloutGRPOTrainer(GRPOTrainer):
         def _fast_rollouts_apply(self, images, multimodal_fields) -> bool:
+            if self.use_vllm:  # TRL sets generation_config only without vLLM
+                return False
             config = self.generation_config
             extra = set(self.args.generation_kwargs or {}) - {"max_new_tokens", "temperature", "top_p", "top_k",
                                                               "min_p", "do_sample", "cache_implementation"}
-            return (not self.use_vllm and not getattr(self, "use_transformers_continuous_batching", False)
+            return (not getattr(self, "use_transformers_continuous_batching", False)
                     and not images and not multimodal_fields and not self.tools and not self._is_vlm
                     and config.repetition_penalty in (None, 1.0) and not extra)
 
@@ -93,16 +117,17 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     rows = read_jsonl(run_dir / "data" / "rl.jsonl")
     dataset = Dataset.from_list(rl_rows(rows, params, shots_for(params, run_dir)))
 
-    # Model: the policy of the last earlier stage (dpo, confidence or sft), else the base model
-    start = start_model(params, run_dir, "grpo")
-    model, tokenizer, peft_config = load_model(start, params.lora, unsloth=params.unsloth)
-
-    # Rewards and trainer
-    rewards = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
+    # Trainer config, then the policy of the last earlier stage (dpo, confidence or sft), else the base model
+    # (a config first: under DeepSpeed ZeRO-3 it makes the model load sharded)
     # completions with each reward go to checkpoints/grpo/completions/*.parquet (params can switch it off)
     logging = {"log_completions": True, "num_completions_to_print": 0}
     config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | logging | params.grpo))
-    trainer_cls = GRPOTrainer if os.environ.get("GRASP_ROLLOUTS") == "plain" else fast_rollout_trainer()
+    start = start_model(params, run_dir, "grpo")
+    model, tokenizer, peft_config = load_model(start, params.lora, unsloth=params.unsloth, seed=params.seed, vllm=True)
+
+    # Rewards and trainer
+    rewards = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
+    trainer_cls = fast_rollout_trainer() if fast_rollouts() else GRPOTrainer
     trainer = trainer_cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     resumed = last_checkpoint(config.output_dir, params.resume)
@@ -110,9 +135,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     trainer.train(resume_from_checkpoint=resumed)
     seconds = time.time() - started
 
-    # Save
+    # Save (every process: under ZeRO-3 saving gathers the shards)
+    save_trained(trainer, tokenizer, run_dir / "models" / "grpo")
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
-        save_merged(trainer.model, tokenizer, run_dir / "models" / "grpo")
         save_log(trainer.state.log_history, run_dir / "results" / "grpo_log.jsonl")
     return {"steps": trainer.state.global_step, "seconds": seconds, "prompts": len(rows), "resumed_from": resumed}
 
