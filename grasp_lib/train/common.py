@@ -103,17 +103,18 @@ def on_main_process(func, *args, **kwargs):
     config's `ddp_timeout` (default 1800 s; raise it in the stage's section for long sampling)."""
     if int(os.environ.get("WORLD_SIZE", 1)) == 1:
         return func(*args, **kwargs)
+    import torch.distributed as dist
     from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
 
-    PartialState()  # joins the process group (a no-op once the trainer config has)
+    if not dist.is_initialized():  # the trainer's accelerate state joins it (NCCL on GPUs, gloo on CPUs)
+        PartialState(cpu=not torch.cuda.is_available())
     box, error = [None], None
     if is_main_process():
         try:
             box = [("ok", func(*args, **kwargs))]
         except Exception as err:  # noqa: BLE001 (re-raised below, after the other ranks are told)
             error, box = err, [("error", f"{type(err).__name__}: {err}")]
-    broadcast_object_list(box, from_process=0)
+    dist.broadcast_object_list(box, src=0)
     if error is not None:
         raise error
     status, value = box[0]
