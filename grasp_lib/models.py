@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -228,6 +229,13 @@ def save_merged(model, tokenizer, target: str | Path) -> None:
         # Unsloth merges LoRA into 16-bit weights (dequantizing a 4-bit base) so every stage loads alike;
         # the base is a local folder (model_path), so the 16-bit weights are read from disk, not the hub
         model.save_pretrained_merged(str(target), tokenizer, save_method="merged_16bit")
+        return
+    if hasattr(model, "merge_and_unload") and getattr(model.config, "quantization_config", None):
+        # a 4-bit base (QLoRA): the adapter is merged into the 16-bit weights it was quantized from, as Unsloth's
+        # merged_16bit does, so the next stage loads (and quantizes) it like any base model
+        with tempfile.TemporaryDirectory() as adapter:
+            model.save_pretrained(adapter)
+            merge_saved(adapter, tokenizer, target)
         return
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()

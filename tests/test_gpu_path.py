@@ -182,6 +182,22 @@ def test_without_zero3_only_rank_0_saves_and_the_trainer_does_not_gather(peft_mo
     assert not rank0.saved and (tmp_path / "b" / "config.json").exists()
 
 
+def test_a_4bit_qlora_model_is_saved_merged_into_its_16bit_base(peft_model, tmp_path):
+    from safetensors.torch import load_file
+
+    model, tokenizer = peft_model
+    expected = _merged_weights(model)
+    model.config.quantization_config = {"load_in_4bit": True}  # as bitsandbytes leaves it (CPU: not quantized)
+    try:
+        models.save_merged(model, tokenizer, tmp_path / "sft")
+    finally:
+        del model.config.quantization_config
+    saved = load_file(tmp_path / "sft" / "model.safetensors")
+    for key, value in saved.items():
+        torch.testing.assert_close(value, expected[key])
+    assert "quantization_config" not in json.loads((tmp_path / "sft" / "config.json").read_text())
+
+
 def test_the_rank_0_merge_loads_its_base_unsharded():
     from transformers.integrations import deepspeed
 
