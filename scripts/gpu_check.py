@@ -165,11 +165,11 @@ def data_root_or_fixture() -> None:
 
 
 def check_cuda() -> str:
+    from grasp_lib import models  # first: Unsloth before transformers and TRL
+
     import torch
     import transformers
     import trl
-
-    from grasp_lib import models  # first: Unsloth before transformers/TRL in the stages
 
     versions = {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__}
     return (f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}, bf16 "
