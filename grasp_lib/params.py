@@ -127,7 +127,7 @@ class Params:
     lora: dict | None = None  # peft.LoraConfig fields; null = full fine-tune
     # GPU path only (Unsloth on CUDA): load_in_4bit (where bitsandbytes is installed), max_seq_length,
     # use_gradient_checkpointing ("unsloth" = offloaded), fast_inference + gpu_memory_utilization (vLLM
-    # generation for GRPO, with grpo.use_vllm: true). Ignored by the transformers + PEFT path.
+    # generation, GRPO only). The transformers + PEFT path reads only load_in_4bit (bitsandbytes QLoRA on CUDA).
     unsloth: dict = field(default_factory=dict)
     sft: dict = field(default_factory=dict)  # trl.SFTConfig fields
     grpo: dict = field(default_factory=dict)  # trl.GRPOConfig fields

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from grasp_lib import infer
 from grasp_lib.models import load_model
 
+pytestmark = pytest.mark.pins  # also under the GPU pin set (make test-gpu-pins)
+
 SYSTEM_A = "You are a biomedical text-mining expert. Find every chemical and disease mention. JSON only."
 SYSTEM_B = "You extract gene mentions from PubMed sentences. Answer with JSON."
 TEXTS = ["Aspirin.", "Cisplatin induced nephrotoxicity in rats treated for ten days with a high dose.",

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import os
 import time
 from pathlib import Path
 
-from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
+from ..models import backend, load_model, save_trained  # first: Unsloth must be imported before TRL
 from ..examples import read_jsonl
 from ..params import Params, ParamsError, check_section, write_run_info
 from ..paths import resolve
@@ -30,6 +31,25 @@ def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
 
 
 GRASP_GRPO_KEYS = ("constrained_rollouts",)  # grasp's own keys of the grpo section, removed before GRPOConfig
+
+
+def fast_rollouts() -> bool:
+    """Rollouts through grasp_lib.infer's engine, except with GRASP_ROLLOUTS=plain and under Unsloth, whose
+    patched GRPOTrainer generates its own way (inference mode switch, its cache format, vLLM with
+    fast_inference); the engine is not proven equal to it there, so TRL's/Unsloth's generation runs."""
+    return os.environ.get("GRASP_ROLLOUTS") != "plain" and backend() != "unsloth"
+
+
+def accepted_kwargs_only(func, optional: set[str]):
+    """`func` without the keyword arguments in `optional` that its signature lacks: trl 1.16's
+    unwrap_model_for_generation takes gradient_checkpointing_kwargs, 1.15's (the version Unsloth pins) does not."""
+    missing = optional - set(inspect.signature(func).parameters)
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        return func(*args, **{k: v for k, v in kwargs.items() if k not in missing})
+
+    return call
 
 
 @functools.cache
@@ -48,16 +68,13 @@ def fast_rollout_trainer(grounded: tuple[str, ...] | None = None):
     decoding (grasp_lib.constrained) from each row's task and text, i.e. from the policy's distribution
     masked to valid answers; TRL's loss still uses the unmasked log-probabilities (see the README).
     """
-    import inspect
-
     import torch
     from trl import GRPOTrainer
-    from trl.models import unwrap_model_for_generation
+    from trl.models import unwrap_model_for_generation as unwrap
 
     from ..infer import Engine, Sampling, grounded_answers
 
-    # trl 1.16 added gradient_checkpointing_kwargs; 1.15 (the GPU pin set) raises TypeError on it
-    unwrap_options = set(inspect.signature(unwrap_model_for_generation).parameters)
+    unwrap_model_for_generation = accepted_kwargs_only(unwrap, {"gradient_checkpointing_kwargs"})
 
     class FastRolloutGRPOTrainer(GRPOTrainer):
         def _fast_rollouts_apply(self, images, multimodal_fields) -> bool:
@@ -89,12 +106,11 @@ def fast_rollout_trainer(grounded: tuple[str, ...] | None = None):
             config = self.generation_config
             sampling = Sampling(do_sample=bool(config.do_sample), temperature=config.temperature or 1.0,
                                 top_k=config.top_k, top_p=config.top_p, min_p=config.min_p)
-            options = {"gather_deepspeed3_params": self.args.ds3_gather_for_generation,
-                       "generation_kwargs": self.generation_kwargs,
-                       "gradient_checkpointing_kwargs": self.args.gradient_checkpointing_kwargs}
             answers = self._rollout_answers(len(prompt_ids)) if grounded is not None else None
             with (unwrap_model_for_generation(self.model_wrapped, self.accelerator,
-                                              **{k: v for k, v in options.items() if k in unwrap_options}
+                                              gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                                              generation_kwargs=self.generation_kwargs,
+                                              gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs
                                               ) as unwrapped_model,
                   torch.no_grad()):
                 # a fresh engine per step: the policy weights changed, so the prefix is recomputed
@@ -125,17 +141,20 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     rows = read_jsonl(run_dir / "data" / "rl.jsonl")
     dataset = Dataset.from_list(rl_rows(rows, params, shots_for(params, run_dir)))
 
-    # Model: the policy of the last earlier stage (dpo, confidence or sft), else the base model
-    start = start_model(params, run_dir, "grpo")
-    model, tokenizer, peft_config = load_model(start, params.lora, unsloth=params.unsloth)
-
-    # Rewards and trainer
-    rewards = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
+    # Trainer config, then the policy of the last earlier stage (dpo, confidence or sft), else the base model
+    # (a config first: under DeepSpeed ZeRO-3 it makes the model load sharded)
     # completions with each reward go to checkpoints/grpo/completions/*.parquet (params can switch it off)
     logging = {"log_completions": True, "num_completions_to_print": 0}
     config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | logging | grpo_fields))
-    trainer_cls = GRPOTrainer if os.environ.get("GRASP_ROLLOUTS") == "plain" else \
-        fast_rollout_trainer(tuple(params.prompt.levels) if constrained else None)
+    start = start_model(params, run_dir, "grpo")
+    model, tokenizer, peft_config = load_model(start, params.lora, unsloth=params.unsloth, seed=params.seed, vllm=True)
+
+    # Rewards and trainer
+    rewards = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
+    if constrained and not fast_rollouts():
+        raise ParamsError("grpo.constrained_rollouts needs the engine's rollouts (not GRASP_ROLLOUTS=plain or Unsloth)")
+    trainer_cls = fast_rollout_trainer(tuple(params.prompt.levels) if constrained else None) if fast_rollouts() \
+        else GRPOTrainer
     trainer = trainer_cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     resumed = last_checkpoint(config.output_dir, params.resume)
@@ -143,9 +162,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     trainer.train(resume_from_checkpoint=resumed)
     seconds = time.time() - started
 
-    # Save
+    # Save (every process: under ZeRO-3 saving gathers the shards)
+    save_trained(trainer, tokenizer, run_dir / "models" / "grpo")
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
-        save_merged(trainer.model, tokenizer, run_dir / "models" / "grpo")
         save_log(trainer.state.log_history, run_dir / "results" / "grpo_log.jsonl")
     return {"steps": trainer.state.global_step, "seconds": seconds, "prompts": len(rows), "resumed_from": resumed}
 
