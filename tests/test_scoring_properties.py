@@ -18,7 +18,7 @@ from grasp_lib.metrics import example_counts, parsed_row, score_predictions
 from grasp_lib.rewards import BinaryReward, EntityReward, NaryReward, RelationReward, factual_reward
 from grasp_lib.tasks import ENTITIES, SCHEMES, EntityView, example_f1, family_of, get_task
 
-FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WORD = st.text(alphabet="abcdefgh", min_size=5, max_size=5)  # text words; hallucinations use w-z
 
 
