@@ -35,13 +35,15 @@ def main(argv: list[str] | None = None) -> int:
                          "before scoring v2 to the strict one, one change at a time (greedy -> optimal "
                          "matching, fuzzy and case-insensitive alignment off), the other readings, and "
                          "the strict and set F1 recomputed by nervaluate and by plain sets")
+    rescore.add_argument("--scheme", default="strict", choices=["strict", "exact", "partial", "type"],
+                         help="nervaluate scheme of the decomposition (default strict)")
     _add_data_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "data":
         return _data(args)
     if args.command == "rescore":
-        return _rescore(args.runs, args.decompose)
+        return _rescore(args.runs, args.decompose, args.scheme)
     if args.command == "figures":
         from .figures import regenerate
 
@@ -81,7 +83,7 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
         print("  " + "  ".join(_cell(r.get(c)).rjust(w) for c, w in zip(columns, widths)))
 
 
-def _rescore(runs: list[str], decompose: bool) -> int:
+def _rescore(runs: list[str], decompose: bool, scheme: str = "strict") -> int:
     from pathlib import Path
 
     from .evaluation import cross_checks, decomposition, f1_table, rescore_run
@@ -94,7 +96,7 @@ def _rescore(runs: list[str], decompose: bool) -> int:
                      + [c for c in dict.fromkeys(k for r in table for k in r) if c not in first])
         if decompose:
             print("  entity micro-F1, one change at a time (delta: change from the line before):")
-            _print_table(decomposition(Path(run_dir)), ["stage", "step", "scheme", "f1", "delta"])
+            _print_table(decomposition(Path(run_dir), scheme), ["stage", "step", "scheme", "f1", "delta"])
             print("  cross-check: strict F1 and nervaluate's on the same spans (exact matches first; in answer "
                   "order); set F1 and a plain one:")
             _print_table(cross_checks(Path(run_dir)), ["stage", "strict", "nervaluate_strict", "nervaluate_listed",
