@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..params import KNOWN_STAGES, Params
-from ..prompts import build_target, prompt_messages, reasoning_target, shots_for  # noqa: F401  (stages import them here)
+from ..prompts import build_target, prompt_messages, reasoning_target, shots_for  # noqa: F401  (stages use them)
 from ..tasks import get_task
 
 
