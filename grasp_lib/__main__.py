@@ -1,6 +1,7 @@
 """Command line: `python -m grasp_lib run PARAMS [-p key=value ...]`; `python -m grasp_lib data fetch [names]`;
 `python -m grasp_lib figures [--run R]` (figures/ from existing runs, no training);
-`python -m grasp_lib rescore RUN...` (metrics.json again from saved completions, no generation)."""
+`python -m grasp_lib rescore RUN... [--decompose]` (metrics.json again from saved completions, no generation;
+strict and lenient F1 side by side; --decompose: what each change of scoring v2 did to the old figure)."""
 
 from __future__ import annotations
 
@@ -30,21 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     rescore = commands.add_parser("rescore", help="recompute results/metrics.json of runs from their saved "
                                                   "completions (after a metric change); no generation")
     rescore.add_argument("runs", nargs="+", help="run folders, e.g. runs/quick")
+    rescore.add_argument("--decompose", action="store_true", help="also show the entity F1 from the figure "
+                         "before scoring v2 to the strict one, one change at a time (greedy -> optimal "
+                         "matching, fuzzy and case-insensitive alignment off), the other readings, and "
+                         "the strict and set F1 recomputed by nervaluate and by plain sets")
+    rescore.add_argument("--scheme", default="strict", choices=["strict", "exact", "partial", "type"],
+                         help="nervaluate scheme of the decomposition (default strict)")
     _add_data_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "data":
         return _data(args)
     if args.command == "rescore":
-        from pathlib import Path
-
-        from .evaluation import f1_table, rescore_run
-
-        for run_dir in args.runs:
-            print(run_dir)
-            for row in f1_table(rescore_run(Path(run_dir))):
-                print("  " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        return 0
+        return _rescore(args.runs, args.decompose, args.scheme)
     if args.command == "figures":
         from .figures import regenerate
 
@@ -71,6 +70,38 @@ def _add_data_parser(commands) -> None:
                                           "else ~/.cache/grasp/data)")
     fetch.add_argument("--base-url", help="a mirror laid out like the data root, instead of the public sources")
     fetch.add_argument("--if-missing", action="store_true", help="do nothing when every corpus folder exists")
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
+def _print_table(rows: list[dict], columns: list[str]) -> None:
+    widths = [max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in columns]
+    print("  " + "  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for r in rows:
+        print("  " + "  ".join(_cell(r.get(c)).rjust(w) for c, w in zip(columns, widths)))
+
+
+def _rescore(runs: list[str], decompose: bool, scheme: str = "strict") -> int:
+    from pathlib import Path
+
+    from .evaluation import cross_checks, decomposition, f1_table, rescore_run
+
+    for run_dir in runs:
+        print(run_dir)
+        table = f1_table(rescore_run(Path(run_dir)))
+        first = ["stage", "n", "strict_f1", "lenient_f1"]  # the two readings side by side, then the rest
+        _print_table(table, [c for c in first if any(c in r for r in table)]
+                     + [c for c in dict.fromkeys(k for r in table for k in r) if c not in first])
+        if decompose:
+            print("  entity micro-F1, one change at a time (delta: change from the line before):")
+            _print_table(decomposition(Path(run_dir), scheme), ["stage", "step", "scheme", "f1", "delta"])
+            print("  cross-check: strict F1 and nervaluate's on the same spans (exact matches first; in answer "
+                  "order); set F1 and a plain one:")
+            _print_table(cross_checks(Path(run_dir)), ["stage", "strict", "nervaluate_strict", "nervaluate_listed",
+                                                        "set", "plain_set"])
+    return 0
 
 
 def _data(args) -> int:

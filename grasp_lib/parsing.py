@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .tasks import FAMILIES
+
 VALID, REPAIRED, UNPARSABLE = "valid", "repaired", "unparsable"
 _THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL)
 _FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
@@ -145,99 +147,5 @@ def _close_brackets(fragment: str) -> str | None:
     return tail + ('"' if in_string else "") + "".join(reversed(stack))
 
 
-def _to_mentions(value: object, labels: tuple[str, ...]) -> tuple[list | None, str]:
-    """Typed mentions from either accepted shape; drops (and reports) items of the wrong shape."""
-    mentions, dropped = [], []
-    if isinstance(value, dict):
-        for label, items in value.items():
-            if label not in labels:
-                dropped.append(f"unknown type {label!r}")
-            elif not isinstance(items, list):
-                dropped.append(f"{label!r} is not a list")
-            else:
-                mentions += [(item, label) for item in items if isinstance(item, str)]
-                dropped += [f"non-string item under {label!r}" for item in items if not isinstance(item, str)]
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict) and isinstance(item.get("text"), str) and item.get("type") in labels:
-                mentions.append((item["text"], item["type"]))
-            else:
-                dropped.append(f"item {str(item)[:40]!r} is not {{text, type}} with a known type")
-    else:
-        return None, f"top-level JSON is {type(value).__name__}, expected an object or a list"
-    return mentions, "; ".join(dropped)
-
-
-def _ner(value, labels, _relation_labels):
-    mentions, problems = _to_mentions(value, labels)
-    return (None if mentions is None else {"mentions": tuple(mentions)}), problems
-
-
-def _triples_from(items, labels) -> tuple[list | None, list[str]]:
-    if not isinstance(items, list):
-        return None, [f"relations must be a list, got {type(items).__name__}"]
-    triples, dropped = [], []
-    for item in items:
-        if (isinstance(item, list) and len(item) == 3 and all(isinstance(x, str) for x in item)
-                and item[1] in labels):
-            triples.append(tuple(item))
-        else:
-            dropped.append(f"item {str(item)[:40]!r} is not [head, relation, tail] with a known relation")
-    return triples, dropped
-
-
-def _triples(value, labels, _relation_labels):
-    """[["head", "RELATION", "tail"], ...]"""
-    triples, dropped = _triples_from(value, labels)
-    if triples is None:
-        return None, "; ".join(dropped)
-    return {"relations": tuple(triples)}, "; ".join(dropped)
-
-
-def _re_label(value, labels, _relation_labels):
-    """{"relation": "LABEL"} for the marked pair; the label must be one of the task's labels."""
-    if not isinstance(value, dict) or not isinstance(value.get("relation"), str):
-        return None, 'expected {"relation": "<label>"}'
-    if value["relation"] not in labels:
-        return None, f"unknown relation label {value['relation']!r}"
-    extra = sorted(set(value) - {"relation"})
-    return {"label": value["relation"]}, (f"extra keys {extra}" if extra else "")
-
-
-def _nary(value, labels, _relation_labels):
-    """[{"drugs": ["a", "b", ...], "label": "POS"}, ...]; an empty list means no combination."""
-    if not isinstance(value, list):
-        return None, f"expected a list of combinations, got {type(value).__name__}"
-    combos, dropped = [], []
-    for item in value:
-        drugs = item.get("drugs") if isinstance(item, dict) else None
-        if (isinstance(drugs, list) and all(isinstance(d, str) for d in drugs)
-                and item.get("label") in labels):
-            combos.append((tuple(drugs), item["label"]))
-        else:
-            dropped.append(f"item {str(item)[:40]!r} is not {{drugs: [...], label}} with a known label")
-    return {"combinations": tuple(combos)}, "; ".join(dropped)
-
-
-def _joint(value, labels, relation_labels):
-    """{"entities": {"Type": [...]}, "relations": [["head", "REL", "tail"], ...]}"""
-    if not isinstance(value, dict) or "entities" not in value:
-        return None, 'expected {"entities": {...}, "relations": [...]}'
-    mentions, problems = _to_mentions(value["entities"], labels)
-    if mentions is None:
-        return None, problems
-    triples, dropped = _triples_from(value.get("relations", []), relation_labels)
-    reasons = "; ".join([problems] * bool(problems) + (dropped or []))
-    if triples is None:
-        triples = []
-    return {"mentions": tuple(mentions), "relations": tuple(triples)}, reasons
-
-
-def _qa(value, _labels, _relation_labels):
-    """{"answer": "..."}"""
-    if not isinstance(value, dict) or not isinstance(value.get("answer"), str):
-        return None, 'expected {"answer": "<text>"}'
-    return {"answer": value["answer"]}, ""
-
-
-_CONVERTERS = {"ner": _ner, "triples": _triples, "re": _re_label, "nary": _nary, "joint": _joint, "qa": _qa}
+# The per-family converters (JSON value -> typed fields) live in the family records (tasks.FAMILIES).
+_CONVERTERS = {name: family.convert for name, family in FAMILIES.items()}

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ..examples import read_jsonl
 from ..params import KNOWN_STAGES, Params
-from ..prompts import build_target, reasoning_target, row_messages
+from ..prompts import build_target, prompt_messages, reasoning_target, shots_for  # noqa: F401  (stages use them)
 from ..tasks import get_task
 
 
@@ -46,17 +45,6 @@ def last_checkpoint(output_dir: str | Path, resume: bool = True) -> str | None:
     if found:
         print(f"resuming from {found}", flush=True)
     return found
-
-
-def shots_for(params: Params, run_dir: Path) -> list[dict]:
-    """Few-shot examples: the first `prompt.few_shot` SFT rows (fixed by the data seed)."""
-    if "few_shot" not in params.prompt.levels or not params.prompt.few_shot:
-        return []
-    return read_jsonl(run_dir / "data" / "sft.jsonl")[:params.prompt.few_shot]
-
-
-def prompt_messages(row: dict, params: Params, shots: list[dict]) -> list[dict]:
-    return row_messages(row, get_task(row["dataset"]), params.prompt.levels, shots)
 
 
 def sft_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
