@@ -207,8 +207,8 @@ def _close_brackets(fragment: str, scan: tuple[list[str] | None, bool, bool] | N
     >>> json.loads(_close_brackets('{"Chemical": ["5\\\\"-AMP", "nalox'))
     {'Chemical': ['5"-AMP', 'nalox']}
     """
-    closers, in_string, _ = scan or _scan(fragment)
-    if closers is None or (not closers and not in_string):
+    closers, in_string, too_deep = scan or _scan(fragment)
+    if closers is None or too_deep or (not closers and not in_string):
         return None
     tail = fragment.rstrip().rstrip(",")
     if in_string and (len(tail) - len(tail.rstrip("\\"))) % 2:
