@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import warnings
@@ -250,12 +251,8 @@ def _short(value: object) -> str:
 
 def _yaml_hint(value: object) -> str:
     """YAML 1.1 reads `1e-4` as a string; say so where that is the likely mistake."""
-    if isinstance(value, str):
-        try:
-            float(value)
-            return " (YAML reads a number without a decimal point, like 1e-4, as text: write 1.0e-4)"
-        except ValueError:
-            pass
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+[eE][+-]?\d+", value.strip()):
+        return " (YAML reads a number without a decimal point, like 1e-4, as text: write 1.0e-4)"
     return ""
 
 

@@ -124,6 +124,22 @@ def test_a_byte_that_is_not_utf8_names_file_line_and_offset(tmp_path, bc5cdr_tes
         corpora.load("bc5cdr", "test", damaged_root(tmp_path, data[:at] + b"\xe9" + data[at:]))
 
 
+@pytest.mark.parametrize("reader, copy, damaged", [
+    ("read_standoff", "jnlpba", "1001.ann"), ("read_bc2gm", "bc2gm", "sample.in"),
+    ("read_chemprot", "chemprot.jsonl", ""), ("read_drugcomb", "drugcomb.jsonl", ""),
+])
+def test_every_text_reader_names_the_file_and_line_of_a_byte_that_is_not_utf8(tmp_path, fixtures, reader, copy,
+                                                                              damaged):
+    target = tmp_path / copy
+    (shutil.copytree if (fixtures / copy).is_dir() else shutil.copy)(fixtures / copy, target)
+    bad = target / damaged if damaged else target
+    lines = bad.read_bytes().split(b"\n")
+    bad.write_bytes(b"\n".join(lines[:1] + [b"\xff" + lines[1]] + lines[2:]))
+    arg = target / "sample.in" if reader == "read_bc2gm" else target
+    with pytest.raises(CorpusFormatError, match=rf"{bad.name}:2: not UTF-8 text: byte 0xff"):
+        getattr(corpora, reader)(arg)
+
+
 @pytest.mark.parametrize("annotation", ["\t9999\t10005\t\tChemical\tD000001",  # empty text, past the end
                                         "\t0\t0\t\tChemical\tD000001",  # empty span
                                         "\t-5\t3\tNal\tChemical\tD000001"])  # negative offset
