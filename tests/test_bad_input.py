@@ -212,7 +212,7 @@ LABELS = ("Chemical", "Disease")
     ('{"Chemical": ["5\\"-AMP", "nalox', "repaired", [('5"-AMP', "Chemical"), ("nalox", "Chemical")]),
     ('{"Chemical": ["a\\\\", "b\\', "repaired", [("a\\", "Chemical"), ("b", "Chemical")]),  # dangling escape
     (" " * 100_000 + "x", "unparsable", []),
-    ('{"Chemical": ["x"]}\n' + " " * 100_000 + "Confidence: 80%", "valid", [("x", "Chemical")]),
+    ('{"Chemical": ["x"]}' + "\n" * 100_000 + "Confidence: 80% or so", "repaired", [("x", "Chemical")]),
     ("confidence:" + " " * 100_000 + "x", "unparsable", []),
     ("```" + " " * 100_000 + "x", "unparsable", []),
     ("confiden" * 12_500, "unparsable", []),
