@@ -1,4 +1,5 @@
 """Command line: `python -m grasp_lib run PARAMS [-p key=value ...]`; `python -m grasp_lib data fetch [names]`;
+`python -m grasp_lib data verify [names]` (checksums of the corpus files, re-checked in place);
 `python -m grasp_lib figures [--run R]` (figures/ from existing runs, no training);
 `python -m grasp_lib rescore RUN... [--decompose]` (metrics.json again from saved completions, no generation;
 strict and lenient F1 side by side; --decompose: what each change of scoring v2 did to the old figure)."""
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = dict(parse_override(o) for o in args.overrides)
         notebooks = args.notebooks.split(",") if args.notebooks else None
         return runner.run(args.params, overrides, notebooks)
-    except (ParamsError, FileNotFoundError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ParamsError, FileNotFoundError, KeyError, runner.RunLocked) as err:  # before any notebook ran
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
 
 
@@ -70,6 +71,10 @@ def _add_data_parser(commands) -> None:
                                           "else ~/.cache/grasp/data)")
     fetch.add_argument("--base-url", help="a mirror laid out like the data root, instead of the public sources")
     fetch.add_argument("--if-missing", action="store_true", help="do nothing when every corpus folder exists")
+    verify = data_commands.add_parser("verify", help="re-check the SHA-256 of the corpus files in place "
+                                                     "(exit 1 when one changed or is missing)")
+    verify.add_argument("names", nargs="*", help="datasets (registry names); all when none")
+    verify.add_argument("--data-dir", help="the data root (default: as the readers find it)")
 
 
 def _cell(value) -> str:
@@ -105,23 +110,41 @@ def _rescore(runs: list[str], decompose: bool, scheme: str = "strict") -> int:
 
 
 def _data(args) -> int:
-    from .corpora.fetch import ChecksumError, FetchError, fetch, missing_data
     from pathlib import Path
 
+    from .corpora.fetch import ChecksumError, FetchError, fetch, missing_data
     from .paths import data_root
 
-    target = Path(args.data_dir).expanduser() if args.data_dir else data_root()
-    if args.if_missing and not missing_data(target):
-        print(f"data root {target}: every corpus is present")
-        return 0
     try:
+        target = Path(args.data_dir).expanduser() if args.data_dir else data_root(must_exist=args.data_command == "verify")
+        if args.data_command == "verify":
+            return _verify(args.names, target)
+        if args.if_missing and not missing_data(target):
+            print(f"data root {target}: every corpus is present")
+            return 0
         counts = fetch(args.names, target, args.base_url)
-    except (ChecksumError, FetchError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ChecksumError, FetchError, KeyError, FileNotFoundError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 1
     print(f"data root {target}: {counts['files']} files, {counts['downloaded']} downloaded, "
           f"{counts['present']} already present and verified")
     return 0
+
+
+def _verify(names: list[str], target) -> int:
+    from .corpora.fetch import verify
+
+    bad = 0
+    for folder, found in verify(names, target).items():
+        problems = [f"changed {rel}" for rel in found["changed"]] + [f"missing {rel}" for rel in found["missing"]]
+        print(f"{folder}: {len(found['sha256'])} files checked, {len(found['changed'])} changed, "
+              f"{len(found['missing'])} missing")
+        for problem in problems:
+            print(f"  {problem}")
+        bad += len(problems)
+    print(f"data root {target}: " + (f"{bad} file(s) differ from grasp_lib/corpora/checksums.sha256; "
+                                     f"`data fetch` restores them" if bad else "every file matches its checksum"))
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -150,6 +150,10 @@ def sample_splits(data: DataParams, seed: int) -> tuple[dict[str, list[dict]], d
         eval_usable = [r for r in evaluation if len(r["text"]) <= data.max_chars]
         picked = eval_usable if data.eval_size is None else random.Random(f"{seed + 1}-{name}").sample(
             eval_usable, min(data.eval_size, len(eval_usable)))
+        if not picked:  # an empty eval split stops here, not after training
+            raise ValueError(f"the eval split {_eval_split(name, data)!r} of {name} has no usable rows: "
+                             f"{len(evaluation)} rows, {len(evaluation) - len(eval_usable)} of them longer than "
+                             f"data.max_chars={data.max_chars}")
         eval_rows += picked
         report["train"][name], report["eval"][name] = rep, eval_rep
         report["too_long"]["train"][name] = len(rows) - len(usable)

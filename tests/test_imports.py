@@ -30,7 +30,8 @@ ALLOWED = {
     "stats": {"metrics", "parsing", "matching", "tasks", "run_files"},  # + statistics of metrics over runs
     "errors": {"matching", "tasks", "run_files", "examples"},  # + error analysis of saved predictions
     "examples": {"corpora", "params", "schema", "tasks", "run_files"},  # + corpora -> rows of each family
-    "params": {"paths"},  # +
+    # + params.preflight (inside functions): rewards built, datasets and prompt levels looked up before any notebook
+    "params": {"paths", "rewards", "corpora", "tasks", "prompts"},
     "models": {"params", "paths"},
     "constrained": {"prompts", "tasks"},  # + grounded decoding: an answer grammar per task (issue 15)
     "infer": {"models", "prompts", "parsing", "constrained", "tasks"},  # + constrained, tasks: grounded decoding
@@ -41,7 +42,8 @@ ALLOWED = {
     "figures": {"stats", "run_files", "paths"},  # reads runs/ files only (+ stats computes from them)
     "evaluation": {"infer", "models", "metrics", "prompts", "run_files", "params"},  # + params: the settings
     "sampling_eval": {"evaluation", "infer", "models", "params", "prompts", "run_files"},  # + part of evaluation
-    "runner": {"params", "paths", "evaluation"},  # + evaluation: the F1 summary at the end of a run
+    # + evaluation: the F1 summary at the end of a run; corpora: checksums of the files a run read
+    "runner": {"params", "paths", "evaluation", "corpora"},
     "__main__": {"params", "paths", "runner", "evaluation", "figures", "corpora"},  # the cli
 }
 

@@ -6,21 +6,9 @@ import json
 import os
 from pathlib import Path
 
-import torch
-
-from ..params import KNOWN_STAGES, Params
+from ..params import KNOWN_STAGES, Params, trainer_defaults  # noqa: F401  (the stages import it from here)
 from ..prompts import build_target, prompt_messages, reasoning_target, shots_for  # noqa: F401  (stages use them)
 from ..tasks import get_task
-
-
-def trainer_defaults(output_dir: Path, seed: int) -> dict:
-    """Settings every stage needs; params override them. TRL defaults to bf16, which is 22x slower
-    on a CPU without native bf16, and to gradient checkpointing, which only costs time at this size."""
-    cuda = torch.cuda.is_available()
-    return {"output_dir": str(output_dir), "seed": seed, "data_seed": seed, "bf16": cuda and torch.cuda.is_bf16_supported(),
-            "use_cpu": not cuda, "gradient_checkpointing": False, "report_to": "none",
-            "save_strategy": "no",  # params: save_strategy: steps, save_steps: N -> resumable checkpoints
-            "logging_steps": 1, "dataloader_num_workers": 0, "disable_tqdm": False}
 
 
 def start_model(params: Params, run_dir: Path, stage: str) -> str:
@@ -91,6 +79,7 @@ def on_main_process(func, *args, **kwargs):
     config's `ddp_timeout` (default 1800 s; raise it in the stage's section for long sampling)."""
     if int(os.environ.get("WORLD_SIZE", 1)) == 1:
         return func(*args, **kwargs)
+    import torch
     import torch.distributed as dist
     from accelerate import PartialState
 
