@@ -454,8 +454,8 @@ class Relations(_Items):
         return item[1]
 
     def credit(self, view: str, spec):
-        if view == "boundaries":
-            return lambda p, g: float((norm(p[0]), norm(p[2])) == (norm(g[0]), norm(g[2])))
+        if view == "boundaries":  # the arguments as the key orders them: a symmetric type's pair in either order
+            return lambda p, g: float(self.key(p, spec)[::2] == self.key(g, spec)[::2])
         return super().credit(view, spec)
 
 

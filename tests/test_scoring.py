@@ -166,6 +166,18 @@ def test_swapped_relation_scores_alike_in_reward_metric_and_binary(relation, exp
     assert metrics["datasets"]["scier"]["entities"]["strict"]["micro"]["f1"] == 1.0
 
 
+def test_boundaries_of_a_symmetric_pair_do_not_depend_on_its_order():
+    """Hypothesis's counterexample: the boundaries view (relation ignored) compared the raw argument order,
+    so a symmetric prediction listed both ways scored by the order of the list (equal keys, unequal credit)."""
+    row = scier_row("Used-For")
+    row["relations"].append({"head": "BERT", "relation": "Compare-With", "tail": "Bidirectional Encoder"})
+    both_ways = [["BERT", "Compare-With", "Bidirectional Encoder"], ["Bidirectional Encoder", "Compare-With", "BERT"]]
+    results = [score_predictions([row], [json.dumps({"entities": {"Method": ["BERT"]}, "relations": order})])[0]
+               ["datasets"]["scier"]["relations"] for order in (both_ways, both_ways[::-1])]
+    assert results[0] == results[1]
+    assert results[0]["boundaries"]["tp"] == 2  # either way round, each prediction is a gold pair's boundaries
+
+
 def test_symmetric_relations_are_a_task_property_not_a_reward_setting():
     from grasp_lib.rewards import build_rewards
 
