@@ -21,6 +21,7 @@ from ..paths import resolve
 from ..rewards import build_rewards
 from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
                      trainer_defaults)
+from .prefix import SharedPrefixGRPO, with_shared_prefix
 
 
 def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
@@ -103,6 +104,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     logging = {"log_completions": True, "num_completions_to_print": 0}
     config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | logging | params.grpo))
     trainer_cls = GRPOTrainer if os.environ.get("GRASP_ROLLOUTS") == "plain" else fast_rollout_trainer()
+    trainer_cls = with_shared_prefix(trainer_cls, SharedPrefixGRPO, params.shared_prefix)
     trainer = trainer_cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     resumed = last_checkpoint(config.output_dir, params.resume)
