@@ -39,6 +39,20 @@ def mean(values: list[float]) -> float:
     return sum(values) / max(len(values), 1)
 
 
+def now() -> tuple[float, float]:
+    """Wall and process CPU seconds: CPU time per step barely moves when other work shares the cores."""
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> list[float]:
+    return [b - a for a, b in zip(start, now())]
+
+
+def per_step(pairs: list[list[float]], cpu: bool = False) -> float:
+    """Mean seconds per step of steps 2.. (step 1 warms up)."""
+    return mean([p[cpu] for p in pairs[1:]])
+
+
 def child(stage: str, run_dir: Path, overrides: dict, out: Path, freeze_embedding: bool) -> None:
     """Train one configuration; write its per-step figures and peak RSS (GB) to `out`."""
     from transformers import TrainerCallback
@@ -50,10 +64,10 @@ def child(stage: str, run_dir: Path, overrides: dict, out: Path, freeze_embeddin
 
     class Steps(TrainerCallback):
         def on_step_begin(self, *args, **kwargs):
-            clock["begin"] = time.perf_counter()
+            clock["begin"] = now()
 
         def on_step_end(self, *args, **kwargs):
-            clock["steps"].append(time.perf_counter() - clock["begin"])
+            clock["steps"].append(since(clock["begin"]))
 
     if stage == "grpo":
         time_rollouts(grpo.fast_rollout_trainer(), clock)
@@ -74,15 +88,16 @@ def time_rollouts(trainer_cls, clock: dict) -> None:
     generate, step = trainer_cls._generate_and_score_completions, trainer_cls.training_step
 
     def timed_generate(self, *args, **kwargs):
-        started = time.perf_counter()
+        started = now()
         result = generate(self, *args, **kwargs)
-        clock["rollouts"].append(time.perf_counter() - started)
+        clock["rollouts"].append(since(started))
         return result
 
     def timed_step(self, *args, **kwargs):
-        started, before = time.perf_counter(), sum(clock["rollouts"])
+        started, rollouts = now(), len(clock["rollouts"])
         result = step(self, *args, **kwargs)
-        clock["loss_part"].append(time.perf_counter() - started - (sum(clock["rollouts"]) - before))
+        generating = [sum(r[i] for r in clock["rollouts"][rollouts:]) for i in (0, 1)]
+        clock["loss_part"].append([t - g for t, g in zip(since(started), generating)])
         return result
 
     trainer_cls._generate_and_score_completions, trainer_cls.training_step = timed_generate, timed_step
@@ -125,15 +140,21 @@ def prepare(run_dir: Path, sft_steps: int, grpo_steps: int) -> dict:
 
 
 def sft_line(name: str, r: dict) -> str:
-    steps, tokens = r["steps"][1:], r["tokens"][1:]
-    return (f"sft  {name:7s}: {mean(steps):6.2f} s/step, {sum(tokens) / sum(steps):6.1f} tokens/s, "
-            f"peak RSS {r['peak_rss_gb']:.2f} GB, steps {[round(s, 1) for s in r['steps']]}")
+    tokens = mean(r["tokens"][1:])
+    return (f"sft  {name:6s}: {per_step(r['steps']):6.2f} s/step ({per_step(r['steps'], cpu=True):6.2f} CPU s), "
+            f"{tokens / per_step(r['steps']):6.1f} tokens/s ({tokens:.0f} tokens/step), "
+            f"peak RSS {r['peak_rss_gb']:.2f} GB, steps {[round(s[0], 1) for s in r['steps']]} s")
 
 
 def grpo_line(name: str, r: dict) -> str:
-    return (f"grpo {name:7s}: loss fwd+bwd {mean(r['loss_part'][1:]):6.2f} s/step, whole step "
-            f"{mean(r['steps'][1:]):6.2f} s (rollouts {mean(r['rollouts'][1:]):5.2f} s), "
-            f"peak RSS {r['peak_rss_gb']:.2f} GB")
+    return (f"grpo {name:6s}: loss fwd+bwd {per_step(r['loss_part']):6.2f} s/step "
+            f"({per_step(r['loss_part'], cpu=True):6.2f} CPU s), whole step {per_step(r['steps']):6.2f} s "
+            f"(rollouts {per_step(r['rollouts']):5.2f} s), peak RSS {r['peak_rss_gb']:.2f} GB")
+
+
+def ratios(stock: dict, shared: dict, key: str) -> tuple[float, float]:
+    """stock / shared seconds per step: (wall, CPU)."""
+    return tuple(per_step(stock[key], cpu) / per_step(shared[key], cpu) for cpu in (False, True))
 
 
 def main() -> None:
@@ -164,13 +185,13 @@ def main() -> None:
                 for name in ("stock", "shared")}
         for name, result in grpo.items():
             print(grpo_line(name, result), flush=True)
-    sft_x = mean(sft["stock"]["steps"][1:]) / mean(sft["shared"]["steps"][1:])
-    grpo_x = mean(grpo["stock"]["loss_part"][1:]) / mean(grpo["shared"]["loss_part"][1:])
-    whole_x = mean(grpo["stock"]["steps"][1:]) / mean(grpo["shared"]["steps"][1:])
-    print(f"grpo whole step (rollouts included): {whole_x:.2f}x")
+    sft_x, sft_cpu = ratios(sft["stock"], sft["shared"], "steps")
+    grpo_x, grpo_cpu = ratios(grpo["stock"], grpo["shared"], "loss_part")
+    whole_x, whole_cpu = ratios(grpo["stock"], grpo["shared"], "steps")
+    print(f"speed-ups, wall (CPU time): sft step {sft_x:.2f}x ({sft_cpu:.2f}x), grpo loss part {grpo_x:.2f}x "
+          f"({grpo_cpu:.2f}x), grpo whole step with rollouts {whole_x:.2f}x ({whole_cpu:.2f}x)")
     peak = max(sft["shared"]["peak_rss_gb"], grpo["shared"]["peak_rss_gb"])
     print(f"train: sft {sft_x:.2f}x, grpo {grpo_x:.2f}x, peak RSS {peak:.2f} GB, machine {machine} GFLOP/s")
-
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,14 @@ ANSWERS = ['{"Chemical": ["Aspirin"], "Disease": ["bleeding"]}', '{"Chemical": [
            '{"Chemical": ["Cisplatin"], "Disease": ["nephrotoxicity"]}']
 
 
+@pytest.fixture
+def packed_calls(monkeypatch) -> list[int]:
+    """Rows packed per call of the packed forward: proves the shared path ran (it falls back to TRL's own)."""
+    calls, pack = [], prefix.pack_rows
+    monkeypatch.setattr(prefix, "pack_rows", lambda rows, *a, **k: calls.append(len(rows)) or pack(rows, *a, **k))
+    return calls
+
+
 def conversation(system: str, text: str) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": f"Text: {text}"}]
 
@@ -71,9 +79,11 @@ def sft_step(shared: bool, tmp_path, tasks: int, lora: dict | None = None):
 
 
 @pytest.mark.parametrize("tasks,lora", [(1, None), (2, None), (1, {"r": 4, "lora_alpha": 8, "target_modules": "all-linear"})])
-def test_sft_step_equals_the_stock_step(tmp_path, tasks, lora):
+def test_sft_step_equals_the_stock_step(tmp_path, tasks, lora, packed_calls):
     loss_a, grads_a, metrics_a, batch = sft_step(False, tmp_path / "a", tasks, lora)
+    assert packed_calls == []
     loss_b, grads_b, metrics_b, _ = sft_step(True, tmp_path / "b", tasks, lora)
+    assert packed_calls == [4]
     lengths = batch["attention_mask"].sum(1)
     assert lengths.min() < lengths.max()  # mixed lengths, right padding
     assert torch.isclose(loss_a, loss_b, rtol=RTOL)
@@ -112,7 +122,7 @@ def grpo_inputs(tokenizer) -> dict:
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.04])
-def test_grpo_loss_and_gradients_equal_the_stock_step(tmp_path, beta):
+def test_grpo_loss_and_gradients_equal_the_stock_step(tmp_path, beta, packed_calls):
     results = []
     for shared in (False, True):
         trainer = grpo_trainer(shared, tmp_path / str(shared), beta)
@@ -130,6 +140,7 @@ def test_grpo_loss_and_gradients_equal_the_stock_step(tmp_path, beta):
         results.append((loss, step_gradients(trainer.model, loss), inputs.get("ref_per_token_logps"),
                         trainer._metrics["train"]["entropy"]))
     (loss_a, grads_a, ref_a, entropy_a), (loss_b, grads_b, ref_b, entropy_b) = results
+    assert packed_calls == [6, 6] if beta else [6]  # reference (beta > 0), then the policy
     assert torch.isclose(loss_a, loss_b, rtol=RTOL)
     assert_same(grads_a, grads_b)
     assert entropy_b == pytest.approx(entropy_a, rel=1e-4)
@@ -137,7 +148,7 @@ def test_grpo_loss_and_gradients_equal_the_stock_step(tmp_path, beta):
         assert torch.allclose(ref_a, ref_b, atol=1e-5)
 
 
-def test_dpo_loss_and_gradients_equal_the_stock_step(tmp_path):
+def test_dpo_loss_and_gradients_equal_the_stock_step(tmp_path, packed_calls):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -155,6 +166,7 @@ def test_dpo_loss_and_gradients_equal_the_stock_step(tmp_path):
         loss = trainer.compute_loss(trainer.model, batch)
         results.append((loss, step_gradients(trainer.model, loss)))
     (loss_a, grads_a), (loss_b, grads_b) = results
+    assert packed_calls == [8, 8]  # policy and reference: 4 chosen and 4 rejected rows each
     assert torch.isclose(loss_a, loss_b, rtol=RTOL)
     assert_same(grads_a, grads_b)
 
@@ -200,13 +212,15 @@ def sft_losses(params, run_dir) -> list[float]:
     return [entry["loss"] for entry in log if "loss" in entry]
 
 
-def test_sft_run_logs_the_same_loss_curve_with_the_switch_on_and_off(tmp_path):
+def test_sft_run_logs_the_same_loss_curve_with_the_switch_on_and_off(tmp_path, packed_calls):
     overrides = {"stages": ["sft"], "lora": None, "sft.max_steps": 6, "sft.learning_rate": 3e-3,
                  "sft.train_sampling_strategy": "group_by_length"}
     params = P.load("params/smoke.yaml", overrides)
     examples.prepare(params, tmp_path / "on")
     shutil.copytree(tmp_path / "on" / "data", tmp_path / "off" / "data")
     on = sft_losses(params, tmp_path / "on")
+    assert len(packed_calls) == 6
     off = sft_losses(P.load("params/smoke.yaml", overrides | {"shared_prefix": False}), tmp_path / "off")
+    assert len(packed_calls) == 6
     assert len(on) == 6 and on[-1] < on[0] - 0.5  # it learns
     assert on == pytest.approx(off, rel=1e-4)
