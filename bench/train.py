@@ -69,8 +69,10 @@ def child(stage: str, run_dir: Path, overrides: dict, out: Path, freeze_embeddin
         def on_step_end(self, *args, **kwargs):
             clock["steps"].append(since(clock["begin"]))
 
-    if stage == "grpo":
-        time_rollouts(grpo.fast_rollout_trainer(), clock)
+    if stage == "grpo":  # on TRL's class: the run's trainer (fast rollouts, shared prefix) subclasses it
+        from trl import GRPOTrainer
+
+        time_rollouts(GRPOTrainer, clock)
     if freeze_embedding:
         freeze_tied_embedding(sft)
     params = P.load(ROOT / "params" / "quick.yaml", overrides)
@@ -192,6 +194,7 @@ def main() -> None:
           f"({grpo_cpu:.2f}x), grpo whole step with rollouts {whole_x:.2f}x ({whole_cpu:.2f}x)")
     peak = max(sft["shared"]["peak_rss_gb"], grpo["shared"]["peak_rss_gb"])
     print(f"train: sft {sft_x:.2f}x, grpo {grpo_x:.2f}x, peak RSS {peak:.2f} GB, machine {machine} GFLOP/s")
+
 
 if __name__ == "__main__":
     main()
