@@ -13,6 +13,8 @@ runner's environment), so its peak resident memory is its own:
 Prints the machine's fp32 matmul speed first, then a final line
 `train: sft Nx, grpo Nx, peak RSS N GB, machine N GFLOP/s` (the ratios: stock time / shared time for an
 SFT step and for GRPO's loss part; peak RSS: the largest of the shared-prefix processes).
+`--levers` measures the other levers instead (LEVERS: glibc's default malloc, the tied embedding frozen,
+torch.compile), each a shared-prefix SFT run of its own, against the runner's settings.
 `--child` runs one configuration (used by the parent; `--extra` passes params overrides as JSON, e.g.
 '{"sft.torch_compile": true}', to measure other levers the same way).
 """
@@ -117,16 +119,43 @@ def freeze_tied_embedding(sft_module) -> None:
     sft_module.load_model = frozen
 
 
-def spawn(stage: str, name: str, run_dir: Path, overrides: dict, freeze: bool = False) -> dict:
+def spawn(stage: str, name: str, run_dir: Path, overrides: dict, freeze: bool = False, environment: dict = ENVIRONMENT,
+          timeout: float | None = None) -> dict | None:
+    """Train one configuration in its own process; its figures, or None when it ran past `timeout` seconds."""
     out = run_dir / f"{stage}-{name}.json"
-    overrides = overrides | {"shared_prefix": name == "shared"}
+    overrides = {"shared_prefix": name != "stock"} | overrides
     command = [sys.executable, __file__, "--child", stage, "--run-dir", str(run_dir), "--out", str(out),
                "--extra", json.dumps(overrides)] + (["--freeze-embedding"] if freeze else [])
-    done = subprocess.run(command, env=os.environ | ENVIRONMENT | {"PYTHONPATH": str(ROOT)}, capture_output=True,
-                          text=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | environment
+    try:
+        done = subprocess.run(command, env=env | {"PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
     if done.returncode:
         raise SystemExit(f"{stage} {name} failed:\n{done.stderr[-4000:]}")
     return json.loads(out.read_text())
+
+
+# Other levers, each against the shared-prefix SFT step with the runner's settings (--levers):
+# (params overrides, freeze the tied embedding, the child's environment)
+GLIBC_DEFAULT_MALLOC = {k: v for k, v in ENVIRONMENT.items() if not k.startswith("MALLOC_")}
+LEVERS = {"shared": ({}, False, ENVIRONMENT),
+          "glibc-default-malloc": ({}, False, GLIBC_DEFAULT_MALLOC),
+          "frozen-tied-embedding": ({}, True, ENVIRONMENT),
+          "torch-compile": ({"sft.torch_compile": True}, False, ENVIRONMENT)}
+
+
+def levers(run_dir: Path, overrides: dict, timeout: float) -> None:
+    base = None
+    for name, (extra, freeze, environment) in LEVERS.items():
+        result = spawn("sft", name, run_dir, overrides | extra | {"stages": ["sft"]}, freeze, environment, timeout)
+        if result is None:
+            print(f"sft  {name}: did not finish {overrides['sft.max_steps']} steps in {timeout:.0f} s", flush=True)
+            continue
+        base = base or result
+        print(f"{sft_line(name, result)}; {per_step(base['steps']) / per_step(result['steps']):.2f}x the first",
+              flush=True)
 
 
 def prepare(run_dir: Path, sft_steps: int, grpo_steps: int) -> dict:
@@ -168,6 +197,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--extra", default="{}", help="params overrides (JSON) for every configuration")
     parser.add_argument("--freeze-embedding", action="store_true")
+    parser.add_argument("--levers", action="store_true", help="instead: SFT with each of LEVERS (shared prefix on)")
+    parser.add_argument("--lever-timeout", type=float, default=600, help="seconds one lever's SFT may take")
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.run_dir, json.loads(args.extra), args.out, args.freeze_embedding)
@@ -176,6 +207,8 @@ def main() -> None:
     print(f"machine: {machine} GFLOP/s fp32 matmul (1024x1024, {os.cpu_count()} cores)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         overrides = prepare(Path(tmp), args.sft_steps, args.grpo_steps) | json.loads(args.extra)
+        if args.levers:
+            return levers(Path(tmp), overrides, args.lever_timeout)
         sft = {name: spawn("sft", name, Path(tmp), overrides | {"stages": ["sft"]}, args.freeze_embedding)
                for name in ("stock", "shared")}  # shared last: its SFT model is the one GRPO starts from
         for name, result in sft.items():
