@@ -164,6 +164,9 @@ class Params:
     # Rerunning a stage continues from its last checkpoint in runs/R/checkpoints/<stage> when one exists
     # (checkpoints: `save_strategy: steps` and `save_steps: N` in the stage's section); false = start over.
     resume: bool = True
+    # Training computes each distinct token prefix of a batch once (system prompt, GRPO prompt, DPO pair's
+    # prompt), with the same loss and gradients (grasp_lib/train/prefix.py); false = TRL's padded forward.
+    shared_prefix: bool = True
     eval: EvalParams = field(default_factory=EvalParams)
 
     def to_dict(self) -> dict:

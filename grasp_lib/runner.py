@@ -104,8 +104,9 @@ def record_inputs(params: Params, run_dir: Path) -> Path:
 
 
 def run_notebooks(params_path: str, overrides: dict, run_dir: Path, notebooks: list[str],
-                  kernel_name: str = "python3") -> dict[str, float]:
-    """Execute notebooks in order; returns wall seconds per notebook; raises NotebookFailed on the first error."""
+                  kernel_name: str = "python3", machine: dict | None = None) -> dict[str, float]:
+    """Execute notebooks in order; returns wall seconds per notebook; raises NotebookFailed on the first error.
+    timings.json holds `machine` (the machine's measured speed) and the seconds per notebook."""
     import papermill
 
     set_environment()
@@ -126,8 +127,30 @@ def run_notebooks(params_path: str, overrides: dict, run_dir: Path, notebooks: l
                                  f"see the executed copy {target}") from None
         finally:
             timings[name] = round(time.time() - started, 1)
-            (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
+            (run_dir / "timings.json").write_text(json.dumps((machine or {}) | timings, indent=2))
     return timings
+
+
+def machine_gflops(size: int = 1024, seconds: float = 1.0) -> float:
+    """This machine's fp32 matmul speed in GFLOP/s (best of repeated size x size products for about `seconds`,
+    torch's default threads). Wall times vary about 3x between machines: each run records this beside them."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best, spent = float("inf"), 0.0
+    while spent < seconds:
+        started = time.perf_counter()
+        a @ b
+        took = time.perf_counter() - started
+        best, spent = min(best, took), spent + took
+    return round(2 * size ** 3 / best / 1e9, 1)
+
+
+def record_machine(info_path: Path) -> dict:
+    """Measure the machine once, add it to the run's info file; returns {"machine_gflops": N}."""
+    machine = {"machine_gflops": machine_gflops()}
+    info_path.write_text(json.dumps(json.loads(info_path.read_text()) | machine, indent=2))
+    return machine
 
 
 def f1_summary(run_dir: Path) -> str:
@@ -159,20 +182,22 @@ def run(params_path: str, overrides: dict, notebooks: list[str] | None = None,
     preflight(params, resolve(params_path))  # TRL/PEFT sections, rewards, datasets, model (imports TRL once)
     run_dir = resolve(run_dir or Path("runs") / params.name)
     with run_lock(run_dir):
-        write_run_info(params, run_dir, "run")
+        machine = record_machine(write_run_info(params, run_dir, "run"))
         if "01_data" in notebooks:
             record_inputs(params, run_dir)
-        return _run_and_report(params, params_path, overrides, run_dir, notebooks)
+        return _run_and_report(params, params_path, overrides, run_dir, notebooks, machine)
 
 
-def _run_and_report(params: Params, params_path: str, overrides: dict, run_dir: Path, notebooks: list[str]) -> int:
+def _run_and_report(params: Params, params_path: str, overrides: dict, run_dir: Path, notebooks: list[str],
+                    machine: dict) -> int:
     started = time.time()
     try:
-        timings = run_notebooks(params_path, overrides, run_dir, notebooks)
+        timings = run_notebooks(params_path, overrides, run_dir, notebooks, machine=machine)
     except NotebookFailed as err:
         print(f"FAILED: {err}", file=sys.stderr)
         return 1
-    print(f"\nrun {params.name}: {time.time() - started:.0f} s  (per notebook: {timings})")
+    print(f"\nrun {params.name}: {time.time() - started:.0f} s  (per notebook: {timings}; machine "
+          f"{machine['machine_gflops']} GFLOP/s fp32 matmul)")
     datasets = ", ".join(params.data.mixture) if params.data.mixture else params.data.dataset
     print(f"F1 on {datasets} ({params.data.eval_split}; NER: strict / partial micro-F1; other datasets: "
           f"their headline F1) from {run_dir / 'results' / 'metrics.json'}:")

@@ -32,6 +32,7 @@ from ..prompts import CONFIDENCE_LINE, build_target
 from ..tasks import get_task
 from .common import (is_main_process, last_checkpoint, on_main_process, prompt_messages, save_log, shots_for,
                      stage_main, start_model, trainer_defaults)
+from .prefix import SharedPrefixSFT, with_shared_prefix
 
 
 def confidence_percent(right: list[bool]) -> int:
@@ -156,8 +157,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
 
     # Training
     model.train()
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=callbacks)
+    trainer_cls = with_shared_prefix(SFTTrainer, SharedPrefixSFT, params.shared_prefix)
+    trainer = trainer_cls(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                          peft_config=peft_config, callbacks=callbacks)
     resumed = last_checkpoint(config.output_dir, params.resume)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resumed)

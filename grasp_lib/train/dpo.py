@@ -23,6 +23,7 @@ from ..paths import resolve
 from ..rewards import build_rewards
 from .common import (is_main_process, last_checkpoint, on_main_process, prompt_messages, save_log, shots_for,
                      stage_main, start_model, trainer_defaults)
+from .prefix import SharedPrefixDPO, with_shared_prefix
 
 
 def composite_rewards(funcs: list, weights: list[float] | None, completions: list[str], rows: list[dict]) -> list[float]:
@@ -114,8 +115,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     # Training: without LoRA, TRL copies the start model as the frozen reference; with LoRA the reference
     # is the same model with the adapter switched off
     model.train()
-    trainer = DPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=callbacks)
+    trainer_cls = with_shared_prefix(DPOTrainer, SharedPrefixDPO, params.shared_prefix)
+    trainer = trainer_cls(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                          peft_config=peft_config, callbacks=callbacks)
     resumed = last_checkpoint(config.output_dir, params.resume)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resumed)

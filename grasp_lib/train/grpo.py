@@ -22,6 +22,7 @@ from ..paths import resolve
 from ..rewards import build_rewards
 from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
                      trainer_defaults)
+from .prefix import SharedPrefixGRPO, with_shared_prefix
 
 
 def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
@@ -152,6 +153,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
         raise ParamsError("grpo.constrained_rollouts needs the engine's rollouts (not GRASP_ROLLOUTS=plain or Unsloth)")
     trainer_cls = fast_rollout_trainer(tuple(params.prompt.levels) if constrained else None) if fast_rollouts() \
         else GRPOTrainer
+    trainer_cls = with_shared_prefix(trainer_cls, SharedPrefixGRPO, params.shared_prefix)
     trainer = trainer_cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
                           processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     resumed = last_checkpoint(config.output_dir, params.resume)

@@ -15,6 +15,7 @@ from ..examples import curriculum_stages, read_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from .common import stage_main, last_checkpoint, save_log, sft_rows, shots_for, trainer_defaults
+from .prefix import SharedPrefixSFT, with_shared_prefix
 
 
 def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> dict:
@@ -44,11 +45,12 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     # Training: one trainer pass per stage, each continuing from the previous stage's weights (and
     # adapter); the sft section (epochs, max_steps, schedule) applies to each stage.
     log, losses, resumed_from, offset, seconds = [], {}, {}, 0, 0.0
+    trainer_cls = with_shared_prefix(SFTTrainer, SharedPrefixSFT, params.shared_prefix)
     for stage, stage_rows in stages:
         dataset = Dataset.from_list(sft_rows(stage_rows, params, shots))
         config = configs[stage]
-        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                             peft_config=peft_config, callbacks=callbacks)
+        trainer = trainer_cls(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                              peft_config=peft_config, callbacks=callbacks)
         resumed_from[stage] = last_checkpoint(config.output_dir, params.resume)
         started = time.time()
         result = trainer.train(resume_from_checkpoint=resumed_from[stage])
