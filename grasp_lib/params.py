@@ -200,11 +200,42 @@ def apply_overrides(raw: dict, overrides: dict) -> dict:
     return merged
 
 
+def read_composed(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A params file's YAML with its `base:` file (a path relative to this file, itself maybe based on
+    another) merged underneath: mappings merge key by key at every depth, anything else (a list, a value,
+    null) replaces the base's. Validation comes after, on the merged result."""
+    path = path.resolve()
+    if path in chain:
+        raise ParamsError(f"{chain[-1]}: key base: files form a cycle: {' -> '.join(str(p) for p in chain + (path,))}")
+    if chain and not path.is_file():
+        raise ParamsError(f"{chain[-1]}: key base: {path} does not exist")
+    with open(path, encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle) or {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of params, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ParamsError(f"{path}: key base: expected a file name such as quick.yaml, got {base!r}")
+    return deep_merge(read_composed(path.parent / base, chain + (path,)), raw)
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    """`top` over `base`: nested mappings merge key by key, other values of `top` replace (hand-written:
+    ten lines against a new dependency such as OmegaConf, whose merge also converts the values)."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = deep_merge(merged[key], value)
+        merged[key] = value
+    return merged
+
+
 def load(path: str | Path, overrides: dict | None = None) -> Params:
     """Read a params YAML, apply dotted overrides, validate, return Params."""
     path = resolve(path)
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle) or {}
+    raw = read_composed(path)
     params = _build(Params, apply_overrides(raw, overrides or {}), str(path))
     if isinstance(params.stages, str):  # `-p stages=grpo`: one stage, not its letters
         params.stages = [params.stages]
