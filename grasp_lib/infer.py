@@ -27,7 +27,8 @@ import warnings
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+
+from .progress import bar as reported_bar  # tqdm, plus events for the runner's terminal
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,7 @@ class Engine:
         batches = [rows[j:j + self.batch_size] for j in range(0, len(rows), self.batch_size)]
         unfinished = 0
         try:
-            for batch in tqdm(batches, desc="generate", disable=not progress):
+            for batch in reported_bar(batches, "generate", disable=not progress):
                 tokens = self._decode_batch([suffixes[i] for i, _ in batch], n_prefix, prefix_kv, max_new_tokens,
                                             sampling, generator)
                 for (i, k), t in zip(batch, tokens):
@@ -425,7 +426,7 @@ def _plain_generate(model, tokenizer, encoded, batch_size, max_new_tokens, do_sa
     torch.manual_seed(seed)
     model.eval()
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="generate", disable=not progress):
+    for batch in reported_bar(batches, "generate", disable=not progress):
         inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
         with torch.inference_mode():
             generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=do_sample,

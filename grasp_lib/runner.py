@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .params import Params, load, write_run_info
 from .paths import REPO_ROOT, resolve
+from .progress import reporting_to
 
 NOTEBOOKS = ["01_data", "02_prompts", "03_sft", "04_grpo", "05_evaluate", "06_figures"]
 
@@ -78,7 +79,8 @@ def run(params_path: str, overrides: dict, notebooks: list[str] | None = None) -
     write_run_info(params, run_dir, "run")
     started = time.time()
     try:
-        timings = run_notebooks(params_path, overrides, run_dir, notebooks or NOTEBOOKS)
+        with reporting_to(run_dir / "progress.jsonl"):  # training steps and generation bars, from the kernels
+            timings = run_notebooks(params_path, overrides, run_dir, notebooks or NOTEBOOKS)
     except NotebookFailed as err:
         print(f"FAILED: {err}", file=sys.stderr)
         return 1

@@ -30,6 +30,7 @@ from ..parsing import parse, without_confidence
 from ..paths import resolve
 from ..prompts import CONFIDENCE_LINE, build_target
 from ..tasks import get_task
+from .callbacks import stage_callbacks
 from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
                      trainer_defaults)
 
@@ -155,7 +156,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     defaults = trainer_defaults(run_dir / "checkpoints" / "confidence", params.seed)
     config = SFTConfig(**(defaults | params.confidence_sft))
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=callbacks)
+                         peft_config=peft_config, callbacks=stage_callbacks(run_dir, "confidence", callbacks))
     resumed = last_checkpoint(config.output_dir, params.resume)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resumed)

@@ -21,6 +21,7 @@ from ..examples import read_jsonl, write_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
+from .callbacks import stage_callbacks
 from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
                      trainer_defaults)
 
@@ -112,7 +113,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     model.train()
     config = DPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "dpo", params.seed) | params.dpo))
     trainer = DPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=callbacks)
+                         peft_config=peft_config, callbacks=stage_callbacks(run_dir, "dpo", callbacks))
     resumed = last_checkpoint(config.output_dir, params.resume)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resumed)

@@ -19,6 +19,7 @@ from ..examples import read_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
+from .callbacks import stage_callbacks
 from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
                      trainer_defaults)
 
@@ -104,7 +105,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | logging | params.grpo))
     trainer_cls = GRPOTrainer if os.environ.get("GRASP_ROLLOUTS") == "plain" else fast_rollout_trainer()
     trainer = trainer_cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+                          processing_class=tokenizer, peft_config=peft_config,
+                          callbacks=stage_callbacks(run_dir, "grpo", callbacks))
     resumed = last_checkpoint(config.output_dir, params.resume)
     started = time.time()
     trainer.train(resume_from_checkpoint=resumed)

@@ -14,6 +14,7 @@ from ..models import load_model, save_merged  # first: Unsloth must be imported 
 from ..examples import curriculum_stages, read_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
+from .callbacks import stage_callbacks
 from .common import stage_main, last_checkpoint, save_log, sft_rows, shots_for, trainer_defaults
 
 
@@ -47,7 +48,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
         output_dir = checkpoints if stage == "all" else checkpoints / f"stage-{stage}"
         config = SFTConfig(**(trainer_defaults(output_dir, params.seed) | params.sft))
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                             peft_config=peft_config, callbacks=callbacks)
+                             peft_config=peft_config,
+                             callbacks=stage_callbacks(run_dir, "sft" if stage == "all" else f"sft-{stage}", callbacks))
         resumed_from[stage] = last_checkpoint(config.output_dir, params.resume)
         started = time.time()
         result = trainer.train(resume_from_checkpoint=resumed_from[stage])
