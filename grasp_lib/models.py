@@ -8,12 +8,18 @@ from scratch with SmolLM2's tokenizer, for tests). Any local path or hub id also
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
 
-USE_UNSLOTH = torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None
+# GRASP_UNSLOTH=0 keeps the transformers + PEFT path where Unsloth is installed (multi-GPU runs, ZeRO)
+USE_UNSLOTH = (torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None
+               and os.environ.get("GRASP_UNSLOTH", "1") != "0")
 if USE_UNSLOTH:
     import unsloth  # noqa: F401  (must precede transformers, trl and peft)
     from unsloth import FastLanguageModel
@@ -30,13 +36,48 @@ def backend() -> str:
     return "unsloth" if USE_UNSLOTH else "transformers+peft"
 
 
+def generation_engine(requested: str) -> str:
+    """The grasp_lib.infer engine to generate with. Under Unsloth: `plain` (model.generate, which Unsloth
+    patches with its own inference switch and cache). The fast engine calls the model's forward with its own
+    cache, and Unsloth replaces that forward (it converts the cache to legacy tuples); no GPU has shown the
+    two equal, so Unsloth generates the way it supports."""
+    return "plain" if USE_UNSLOTH else requested
+
+
 def model_path(name: str) -> str:
-    """A loadable directory for a built-in name (created once in the cache), else the name itself."""
+    """A loadable directory for a built-in name (created once in the cache); a local folder as is; a hub id
+    as its Hugging Face cache folder where it is cached (see _local_snapshot), else the id itself."""
     if name == "smollm2-135m":
         return str(_cached("smollm2-135m", _convert_smollm2))
     if name == "tiny-random":
         return str(_cached("tiny-random", _build_tiny_random))
-    return name
+    return _local_snapshot(name)
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _local_snapshot(name: str) -> str:
+    """A local folder as is; a hub id as its snapshot folder in the Hugging Face cache when it is there.
+
+    Loading from the folder keeps everything local: Unsloth's 4-bit loading would otherwise swap the id for
+    a `-bnb-4bit` repository, and its merged saving fetches the 16-bit weights of the id from the hub. Offline
+    (HF_HUB_OFFLINE=1, which the runner sets) an id that is not cached fails here, by name."""
+    if Path(name).expanduser().exists():
+        return name
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except (LocalEntryNotFoundError, HFValidationError) as err:
+        if _hub_offline():
+            raise FileNotFoundError(
+                f"model {name!r} is not a local folder and not in the Hugging Face cache, and the hub is offline "
+                f"(HF_HUB_OFFLINE=1, which `python -m grasp_lib run` sets). Download it once where the hub is "
+                f"reachable (`hf download {name}`), or set `model:` to a local folder.") from err
+        return name  # online: the libraries download it
 
 
 def _cached(name: str, build) -> Path:
@@ -100,22 +141,25 @@ def _save(model, tokenizer, target: Path) -> None:
     tokenizer.save_pretrained(target)
 
 
-def unsloth_options(settings: dict | None = None) -> tuple[dict, dict]:
+def unsloth_options(settings: dict | None = None, vllm: bool = False) -> tuple[dict, dict]:
     """(FastLanguageModel.from_pretrained kwargs, get_peft_model kwargs) from params' `unsloth` section.
 
-    4-bit base weights only where bitsandbytes is installed (else the 16-bit base, with a note);
-    Unsloth's offloaded gradient checkpointing on the LoRA model; `fast_inference` (Unsloth's vLLM
-    generation for GRPO, with grpo.use_vllm) only where vllm is installed."""
+    4-bit base weights only where bitsandbytes is installed (else the 16-bit base, with a note), loaded from
+    the named weights themselves (`use_exact_model_name`: no swap to a pre-quantized hub repository);
+    Unsloth's offloaded gradient checkpointing on the LoRA model. `fast_inference` (Unsloth's vLLM engine)
+    only for a stage that generates with vLLM (`vllm=True`: GRPO) and only where vllm is installed: every
+    load with it starts an engine, and two in one notebook kernel run out of GPU memory."""
     settings = dict(settings or {})
     four_bit = bool(settings.pop("load_in_4bit", False))
     if four_bit and importlib.util.find_spec("bitsandbytes") is None:
         print("unsloth.load_in_4bit: bitsandbytes is not installed, loading the 16-bit base")
         four_bit = False
-    fast = bool(settings.pop("fast_inference", False))
+    fast = bool(settings.pop("fast_inference", False)) and vllm
     if fast and importlib.util.find_spec("vllm") is None:
         print("unsloth.fast_inference: vllm is not installed, generating with transformers")
         fast = False
-    load = {"max_seq_length": settings.pop("max_seq_length", 1024), "load_in_4bit": four_bit, "dtype": None}
+    load = {"max_seq_length": settings.pop("max_seq_length", 1024), "load_in_4bit": four_bit, "dtype": None,
+            "use_exact_model_name": True}
     if fast:
         load |= {"fast_inference": True, "gpu_memory_utilization": settings.pop("gpu_memory_utilization", 0.6)}
     settings.pop("gpu_memory_utilization", None)
@@ -126,20 +170,54 @@ def unsloth_options(settings: dict | None = None) -> tuple[dict, dict]:
     return load, peft
 
 
-def load_model(name: str, lora: dict | None = None, max_seq_length: int = 1024, unsloth: dict | None = None):
+def zero3() -> bool:
+    """True inside a DeepSpeed ZeRO-3 run once a trainer config exists (TrainingArguments registers it)."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    return is_deepspeed_zero3_enabled()
+
+
+def transformers_options(load_in_4bit: bool = False) -> dict:
+    """`from_pretrained` kwargs on the transformers + PEFT path. CPU: fp32. CUDA: the model goes onto this
+    process's GPU (cuda:LOCAL_RANK), except under ZeRO-3, where DeepSpeed shards it while it loads.
+    `load_in_4bit` on CUDA: a bitsandbytes NF4 base (QLoRA) whose 4-bit weights are stored as bf16, the
+    model's float dtype, which ZeRO-3 needs to shard them."""
+    if not torch.cuda.is_available():
+        if load_in_4bit:
+            print("load_in_4bit: no CUDA device, loading the fp32 base")
+        return {"dtype": torch.float32}
+    options = {"dtype": torch.float32}
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        options = {"dtype": compute, "quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=compute)}
+    if not zero3():
+        options["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    return options
+
+
+def load_model(name: str, lora: dict | None = None, max_seq_length: int = 1024, unsloth: dict | None = None,
+               *, seed: int | None = None, vllm: bool = False):
     """(model, tokenizer, peft_config). With Unsloth the LoRA is applied here and peft_config is None;
-    otherwise pass peft_config to the TRL trainer. `lora` holds peft.LoraConfig fields; `unsloth` the
-    params' Unsloth settings (see unsloth_options; ignored on the transformers + PEFT path)."""
+    otherwise pass peft_config to the TRL trainer. `lora` holds peft.LoraConfig fields; `unsloth` the params'
+    GPU settings (see unsloth_options; the transformers + PEFT path reads only load_in_4bit). `seed`: Unsloth's
+    LoRA is initialised from it (random_state; on the PEFT path TRL's trainer seeds with its config's seed,
+    the params seed, before it adds the adapter). `vllm`: the stage generates with vLLM (fast_inference).
+    Under ZeRO-3, call this after the stage's trainer config exists, so the model loads sharded."""
     path = model_path(name)
     if USE_UNSLOTH:
-        load, peft = unsloth_options({"max_seq_length": max_seq_length} | (unsloth or {}))
+        load, peft = unsloth_options({"max_seq_length": max_seq_length} | (unsloth or {}), vllm=vllm)
         model, tokenizer = FastLanguageModel.from_pretrained(path, **load)
         if lora:
-            model = FastLanguageModel.get_peft_model(model, **(peft | lora))
+            seeded = {} if seed is None else {"random_state": seed}
+            model = FastLanguageModel.get_peft_model(model, **(peft | seeded | lora))
         return model, tokenizer, None
     from peft import LoraConfig
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, **transformers_options((unsloth or {}).get("load_in_4bit")))
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"  # generation; TRL sets its own side for training
     return model, tokenizer, (LoraConfig(task_type="CAUSAL_LM", **lora) if lora else None)
@@ -148,10 +226,65 @@ def load_model(name: str, lora: dict | None = None, max_seq_length: int = 1024, 
 def save_merged(model, tokenizer, target: str | Path) -> None:
     """Save a trained model; a PEFT model is merged first so every stage loads the same way."""
     if USE_UNSLOTH and hasattr(model, "save_pretrained_merged"):
-        # Unsloth merges LoRA into 16-bit weights (dequantizing a 4-bit base) so every stage loads alike
+        # Unsloth merges LoRA into 16-bit weights (dequantizing a 4-bit base) so every stage loads alike;
+        # the base is a local folder (model_path), so the 16-bit weights are read from disk, not the hub
         model.save_pretrained_merged(str(target), tokenizer, save_method="merged_16bit")
+        return
+    if hasattr(model, "merge_and_unload") and getattr(model.config, "quantization_config", None):
+        # a 4-bit base (QLoRA): the adapter is merged into the 16-bit weights it was quantized from, as Unsloth's
+        # merged_16bit does, so the next stage loads (and quantizes) it like any base model
+        with tempfile.TemporaryDirectory() as adapter:
+            model.save_pretrained(adapter)
+            merge_saved(adapter, tokenizer, target)
         return
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
+
+
+def save_trained(trainer, tokenizer, target: str | Path) -> None:
+    """Save a stage's trained model to `target`, merged. Call it on every process of a multi-GPU run.
+
+    Under ZeRO-3 each process holds a shard of the weights: every process calls Trainer.save_model, which
+    gathers the 16-bit weights (zero3_save_16bit_model) and writes them from rank 0, then rank 0 merges a
+    LoRA adapter into its base. Otherwise rank 0 merges the in-memory model and writes it."""
+    if not zero3():
+        if trainer.is_world_process_zero():
+            save_merged(trainer.model, tokenizer, target)
+        return
+    staging = Path(target).with_name(Path(target).name + ".zero3")
+    trainer.save_model(str(staging))
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        with _zero3_init_off():  # the merge loads the base on this process alone
+            merge_saved(staging, tokenizer, target)
+        shutil.rmtree(staging)
+    trainer.accelerator.wait_for_everyone()
+
+
+def merge_saved(saved: str | Path, tokenizer, target: str | Path) -> None:
+    """A folder written by Trainer.save_model, as a merged model in `target`: a LoRA adapter is merged
+    into the base it names; full weights are saved as they are."""
+    if (Path(saved) / "adapter_config.json").exists():
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(str(saved), dtype=torch.float32).merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(saved), dtype=torch.float32)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+
+
+@contextlib.contextmanager
+def _zero3_init_off():
+    """Inside: from_pretrained loads whole weights on this process (transformers' ZeRO-3 switch, a module
+    global that TrainingArguments sets, is unset and then restored)."""
+    from transformers.integrations import deepspeed
+
+    saved = deepspeed._hf_deepspeed_config_weak_ref
+    deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        deepspeed._hf_deepspeed_config_weak_ref = saved

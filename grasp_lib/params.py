@@ -78,6 +78,8 @@ class EvalParams:
     int8: bool = False  # fast engine only: int8 weights (dynamic quantization of the linear layers)
     prefix_cache: bool = True  # fast engine: compute the shared task prompt's key/value prefix once
     max_prompt_tokens: int | None = None  # longer prompts are cut (and counted); null = context - max_new_tokens
+    constrained: bool = False  # grounded decoding: answers follow the task's JSON schema, mentions copied from the text
+    int8_check: int = 96  # with int8: a seeded fp32 subsample of this many eval rows is scored too (delta in metrics)
     # K sampled completions per eval unit (Best-F1@K, Avg@K, F1 against temperature); 0 = off.
     samples_k: int = 0
     temperatures: list[float] = field(default_factory=lambda: [1.0])  # sampling temperatures when samples_k > 0
@@ -125,7 +127,7 @@ class Params:
     lora: dict | None = None  # peft.LoraConfig fields; null = full fine-tune
     # GPU path only (Unsloth on CUDA): load_in_4bit (where bitsandbytes is installed), max_seq_length,
     # use_gradient_checkpointing ("unsloth" = offloaded), fast_inference + gpu_memory_utilization (vLLM
-    # generation for GRPO, with grpo.use_vllm: true). Ignored by the transformers + PEFT path.
+    # generation, GRPO only). The transformers + PEFT path reads only load_in_4bit (bitsandbytes QLoRA on CUDA).
     unsloth: dict = field(default_factory=dict)
     sft: dict = field(default_factory=dict)  # trl.SFTConfig fields
     grpo: dict = field(default_factory=dict)  # trl.GRPOConfig fields

@@ -12,7 +12,7 @@ from pathlib import Path
 from .evaluation import stage_models
 from .examples import read_jsonl, write_jsonl
 from .infer import generate_result
-from .models import load_model
+from .models import generation_engine, load_model
 from .params import Params
 from .train.common import prompt_messages, shots_for
 
@@ -30,7 +30,8 @@ def sample_stage(params: Params, run_dir: Path, stage: str) -> Path:
     for t in params.eval.temperatures:
         result = generate_result(model, tokenizer, conversations, batch_size=params.eval.batch_size,
                                  max_new_tokens=params.eval.max_new_tokens, do_sample=True, temperature=float(t),
-                                 num_samples=params.eval.samples_k, seed=params.seed, engine=params.eval.engine,
+                                 num_samples=params.eval.samples_k, seed=params.seed,
+                                 engine=generation_engine(params.eval.engine),
                                  int8=params.eval.int8, prefix_cache=params.eval.prefix_cache,
                                  max_prompt_tokens=params.eval.max_prompt_tokens)
         out += [{"stage": stage, "id": row["id"], "dataset": row.get("dataset", ""), "temperature": float(t),

@@ -185,6 +185,7 @@ def test_uncertainty_reward_exact_correctness_is_the_calibration_event():
         UncertaintyReward(correctness="strict")
 
 
+@pytest.mark.pins
 def test_confidence_stage_runs_on_tiny_random_and_grpo_follows_it(tmp_path):
     from grasp_lib.train import grpo
 

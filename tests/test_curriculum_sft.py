@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
 from transformers import TrainerCallback
 
 from grasp_lib import examples
 from grasp_lib import params as P
 from grasp_lib.train import sft
+
+pytestmark = pytest.mark.pins  # also under the GPU pin set (make test-gpu-pins)
 
 
 class Passes(TrainerCallback):

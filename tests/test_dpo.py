@@ -70,6 +70,7 @@ def test_stages_must_run_in_order_and_dpo_section_is_validated():
         dpo.run(typo, "/nonexistent")
 
 
+@pytest.mark.pins
 def test_grpo_starts_from_the_dpo_model_when_dpo_ran(tmp_path, monkeypatch):
     class Stop(Exception):
         pass
@@ -91,6 +92,7 @@ def test_grpo_starts_from_the_dpo_model_when_dpo_ran(tmp_path, monkeypatch):
         assert seen[-1] == str(expected)
 
 
+@pytest.mark.pins
 def test_dpo_smoke_on_tiny_random(tmp_path):
     # the untrained model writes noise, so format + length (which varies with the noise) rank its samples
     params = P.load("params/smoke.yaml", {

@@ -6,6 +6,8 @@ import sys
 import pytest
 from accelerate.commands.config.config_args import load_config_from_file
 
+pytestmark = pytest.mark.pins  # also under the GPU pin set (make test-gpu-pins)
+
 
 @pytest.mark.parametrize("stage", ["sft", "dpo", "grpo"])
 def test_stage_module_entry_point(stage):

@@ -7,9 +7,13 @@ from collections import Counter
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from grasp_lib import infer
 from grasp_lib.models import load_model
+
+pytestmark = pytest.mark.pins  # also under the GPU pin set (make test-gpu-pins)
 
 SYSTEM_A = "You are a biomedical text-mining expert. Find every chemical and disease mention. JSON only."
 SYSTEM_B = "You extract gene mentions from PubMed sentences. Answer with JSON."
@@ -147,6 +151,13 @@ def test_int8_path(tiny):
     assert torch.equal(model.model.layers[0].mlp.up_proj.weight, weight)
     with pytest.raises(ValueError, match="int8"):
         _ids(model, tokenizer, conversations, engine="plain", int8=True)
+    # the prompt is prefilled on the fp32 weights (its attention-sink activations break per-tensor int8);
+    # only decoding runs on the int8 copy, whose MLP down projections stay fp32 (their inputs' outliers)
+    engine, fp32 = infer.Engine(model, tokenizer, int8=True), infer.Engine(model, tokenizer)
+    encoded, _ = infer.encode_conversations(tokenizer, conversations[:3], None)
+    assert torch.equal(engine._prefill(encoded, 0, None, 4).logits, fp32._prefill(encoded, 0, None, 4).logits)
+    layer = engine.decoder.model.layers[0].mlp
+    assert isinstance(layer.down_proj, torch.nn.Linear) and not isinstance(layer.up_proj, torch.nn.Linear)
 
 
 def test_sampling(tiny):
@@ -186,3 +197,176 @@ def test_grpo_rollouts_match_trl_generation(tiny, tmp_path):
     plain_ids, _ = plain._generate_single_turn(prompt_ids, None, {}, 2)
     assert fast_ids == plain_ids
     assert fast._fast_rollouts_apply(None, {})
+
+
+# ---------------------------------------------------------------- grounded decoding
+
+WORDS = ["Aspirin", "aspirin", "induced", "naïve", "漢字", "hepatitis", '"quoted"', "a", "-", "rats", "ß", "😀"]
+
+
+def _rows(texts, dataset="bc5cdr"):
+    return [{"dataset": dataset, "text": t} for t in texts]
+
+
+def _grounded_ok(model, tokenizer, token_ids, rows) -> bool:
+    """Every completion (its final stop token left out: the fixture's second stop id is an ordinary word)
+    parses as valid JSON of its task, and every mention, head and tail is a non-empty span of its text."""
+    from grasp_lib.parsing import parse
+    from grasp_lib.tasks import get_task
+
+    stops = infer.stop_token_ids(model, tokenizer)
+    for row, samples in zip(rows, token_ids):
+        spec = get_task(row["dataset"])
+        for ids in samples:
+            text = tokenizer.decode(ids[:-1] if ids and ids[-1] in stops else ids, skip_special_tokens=True)
+            parsed = parse(text, *spec.parse_args())
+            items = [m for m, _ in parsed.mentions] + [x for h, _, t in parsed.relations for x in (h, t)]
+            if parsed.status != "valid" or not all(x and x in row["text"] for x in items):
+                return False
+    return True
+
+
+@pytest.mark.parametrize("dataset", ["bc5cdr", "bc5cdr-cid"])
+def test_grounded_fast_equals_grounded_plain_and_is_valid(tiny, dataset):
+    model, tokenizer = tiny
+    rows = _rows(TEXTS, dataset)
+    conversations = [conv(t) for t in TEXTS]
+    fast = _ids(model, tokenizer, conversations, engine="fast", batch_size=3, max_new_tokens=24,
+                answers=infer.grounded_answers(rows, []))
+    plain = _ids(model, tokenizer, conversations, engine="plain", batch_size=3, max_new_tokens=24,
+                 answers=infer.grounded_answers(rows, []))
+    assert fast.token_ids == plain.token_ids
+    assert fast.constrained and fast.summary()["constrained"]
+    assert _grounded_ok(model, tokenizer, fast.token_ids, rows)
+    free = _ids(model, tokenizer, conversations, engine="fast", batch_size=3, max_new_tokens=24)
+    assert not _grounded_ok(model, tokenizer, free.token_ids, rows)  # the random model alone writes no valid answer
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=10), min_size=1, max_size=3),
+       max_new=st.sampled_from([8, 20, 40]), sample=st.booleans())
+def test_grounded_output_is_always_valid_and_copied(tiny, words, max_new, sample):
+    """Random weights, random sentences (unicode, repeated words), greedy or sampled, short or long limits."""
+    model, tokenizer = tiny
+    texts = [" ".join(w) for w in words]
+    rows = _rows(texts)
+    result = _ids(model, tokenizer, [conv(t) for t in texts], max_new_tokens=max_new, do_sample=sample,
+                  temperature=1.5, num_samples=2, answers=infer.grounded_answers(rows, []))
+    assert _grounded_ok(model, tokenizer, result.token_ids, rows), result.texts
+
+
+def test_grounded_rollouts_in_grpo(tiny, tmp_path):
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from grasp_lib.train.grpo import fast_rollout_trainer
+
+    model, tokenizer = tiny
+    config = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_steps=1,
+                        max_completion_length=16, bf16=False, use_cpu=True, report_to="none",
+                        save_strategy="no", gradient_checkpointing=False)
+    rows = [{"prompt": conv(t), "dataset": "bc5cdr", "text": t} for t in TEXTS[:4]]
+    trainer = fast_rollout_trainer(())(model=model, reward_funcs=[lambda completions, **_: [0.0] * len(completions)],
+                                       args=config, train_dataset=Dataset.from_list(rows),
+                                       processing_class=tokenizer)
+    inputs = [r for r in rows[:2] for _ in range(2)]
+    trainer._rollout_rows = inputs
+    prompt_ids, _, _ = trainer._tokenize_prompts([r["prompt"] for r in inputs])
+    ids, _ = trainer._generate_single_turn(prompt_ids, None, {}, 2)
+    assert _grounded_ok(model, tokenizer, [[i] for i in ids], _rows([r["text"] for r in inputs]))
+    trainer._rollout_rows = inputs[:1]
+    with pytest.raises(RuntimeError, match="rows"):
+        trainer._generate_single_turn(prompt_ids, None, {}, 2)
+
+
+# ---------------------------------------------------------------- the refactor: state, devices, the cache keyword
+
+
+def test_plain_generate_restores_padding_side_and_training_mode(tiny):
+    model, tokenizer = tiny
+    tokenizer.padding_side = "right"
+    model.train()
+    try:
+        _ids(model, tokenizer, [conv(t) for t in TEXTS[:2]], engine="plain", max_new_tokens=3)
+        assert tokenizer.padding_side == "right" and model.training
+    finally:
+        tokenizer.padding_side = "left"
+        model.eval()
+
+
+def test_the_cache_goes_in_as_past_key_values_and_is_filled(tiny):
+    """transformers 5.17 (GPU pins) ignores `cache=`; 5.24 accepts `past_key_values` (deprecated alias)."""
+    import warnings
+
+    model, tokenizer = tiny
+    seen = []
+    original = model.forward
+
+    def recording(*args, **kwargs):
+        seen.append(set(kwargs))
+        return original(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        patch.setattr(model, "forward", recording)
+        _ids(model, tokenizer, [conv(t) for t in TEXTS[:3]], max_new_tokens=4)
+    assert seen and all("past_key_values" in k and "cache" not in k for k in seen)
+    engine = infer.Engine(model, tokenizer)
+    with pytest.MonkeyPatch.context() as patch:  # a forward that ignores the cache (5.17 given `cache=`)
+        patch.setattr(infer, "model_forward", lambda m, cache, **kw: m(**kw))
+        with pytest.raises(RuntimeError, match="did not fill"):
+            engine._prefix_kv([1, 2, 3])
+
+
+def test_engine_tensors_live_on_the_models_device(tiny):
+    """A copy of the tiny model on the `meta` device: prefix, prefill and cache must all be meta tensors
+    (a CPU tensor anywhere in the computation raises); the generator is made on the model's device."""
+    import copy
+
+    from transformers import LlamaForCausalLM
+
+    model, tokenizer = tiny
+    config = copy.deepcopy(model.config)  # a fresh model: the trainer tests wrap the shared one's forward
+    config._attn_implementation = "eager"  # sdpa's mask shortcut reads a value, which meta tensors lack
+    with torch.device("meta"):
+        meta = LlamaForCausalLM(config).eval()
+    engine = infer.Engine(meta, tokenizer)
+    assert engine.device.type == "meta"
+    encoded, _ = infer.encode_conversations(tokenizer, [conv(t) for t in TEXTS[:3]], None)
+    n_prefix = infer.common_prefix_length(encoded)
+    prefix_kv = engine._prefix_kv(encoded[0][:n_prefix])
+    state = engine._prefill([e[n_prefix:] for e in encoded], n_prefix, prefix_kv, 4)
+    tensors = [state.logits, state.mask, state.last_pos] + [t for layer in state.cache.layers
+                                                           for t in (layer.key_buffer, layer.value_buffer)]
+    assert all(t.device.type == "meta" for t in tensors)
+    made = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "Generator", lambda device=None: made.append(device) or torch.random.default_generator)
+        infer.make_generator(3, engine.device)
+    assert made == [engine.device]
+
+
+def test_plain_path_moves_inputs_to_the_models_device(tiny):
+    model, tokenizer = tiny
+    seen = {}
+
+    class OnMeta(torch.nn.Module):
+        device = torch.device("meta")
+        config, generation_config, training = model.config, model.generation_config, False
+
+        def generate(self, input_ids, attention_mask, **kwargs):
+            seen["devices"] = {input_ids.device.type, attention_mask.device.type}
+            return torch.zeros((input_ids.shape[0], input_ids.shape[1] + 1), dtype=torch.long)
+
+    _ids(OnMeta(), tokenizer, [conv("x")], engine="plain", max_new_tokens=1)
+    assert seen["devices"] == {"meta"}
+
+
+def test_rollout_override_checks_vllm_before_reading_generation_config():
+    """TRL sets generation_config only without vLLM: use_vllm must be read first (it raised AttributeError)."""
+    from types import SimpleNamespace
+
+    from grasp_lib.train.grpo import fast_rollout_trainer
+
+    with_vllm = SimpleNamespace(use_vllm=True)  # no generation_config, as TRL leaves it with vLLM
+    assert fast_rollout_trainer()._fast_rollouts_apply(with_vllm, None, {}) is False

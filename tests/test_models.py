@@ -1,7 +1,11 @@
 """Model loading and batched generation on the tiny from-scratch model (CPU)."""
 
+import pytest
+
 from grasp_lib import models
 from grasp_lib.infer import generate
+
+pytestmark = pytest.mark.pins  # also under the GPU pin set (make test-gpu-pins)
 
 
 def test_backend_without_cuda_is_transformers_peft():
@@ -30,12 +34,12 @@ def test_unsloth_options_4bit_only_with_bitsandbytes(monkeypatch):
         monkeypatch.setattr(models.importlib.util, "find_spec",
                             lambda name, present=present: object() if present else
                             (None if name in ("bitsandbytes", "vllm") else real(name)))
-        load, peft = models.unsloth_options({"load_in_4bit": True, "max_seq_length": 2048, "fast_inference": True})
+        load, peft = models.unsloth_options({"load_in_4bit": True, "max_seq_length": 2048, "fast_inference": True},
+                                            vllm=True)
         assert load["load_in_4bit"] is present and load["max_seq_length"] == 2048
         assert load.get("fast_inference", False) is present
         assert peft == {"use_gradient_checkpointing": "unsloth"}
-    assert models.unsloth_options()[0] == {"max_seq_length": 1024, "load_in_4bit": False, "dtype": None}
-    import pytest
-
+    assert models.unsloth_options()[0] == {"max_seq_length": 1024, "load_in_4bit": False, "dtype": None,
+                                           "use_exact_model_name": True}
     with pytest.raises(ValueError, match="load_in_8bit"):
         models.unsloth_options({"load_in_8bit": True})

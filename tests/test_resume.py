@@ -13,6 +13,8 @@ from grasp_lib import examples
 from grasp_lib import params as P
 from grasp_lib.train import common, grpo, sft
 
+pytestmark = pytest.mark.pins  # also under the GPU pin set (make test-gpu-pins)
+
 OVERRIDES = {"stages": ["grpo"], "grpo.max_steps": 3, "grpo.save_strategy": "steps", "grpo.save_steps": 1}
 
 

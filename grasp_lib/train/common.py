@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -88,3 +89,35 @@ def stage_main(doc: str, run) -> None:
 def save_log(log_history: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(json.dumps(entry) for entry in log_history) + "\n")
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a multi-process run (accelerate launch / torchrun set RANK), or the only process."""
+    return int(os.environ.get("RANK", 0)) == 0
+
+
+def on_main_process(func, *args, **kwargs):
+    """`func(*args, **kwargs)` computed on rank 0 alone and sent to every process (DPO pairs, confidence
+    targets: one sample of the split, the same data on every rank). One process: just the call. An error
+    on rank 0 is raised on every rank instead of leaving them waiting. The others wait up to the trainer
+    config's `ddp_timeout` (default 1800 s; raise it in the stage's section for long sampling)."""
+    if int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        return func(*args, **kwargs)
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    if not dist.is_initialized():  # the trainer's accelerate state joins it (NCCL on GPUs, gloo on CPUs)
+        PartialState(cpu=not torch.cuda.is_available())
+    box, error = [None], None
+    if is_main_process():
+        try:
+            box = [("ok", func(*args, **kwargs))]
+        except Exception as err:  # noqa: BLE001 (re-raised below, after the other ranks are told)
+            error, box = err, [("error", f"{type(err).__name__}: {err}")]
+    dist.broadcast_object_list(box, src=0)
+    if error is not None:
+        raise error
+    status, value = box[0]
+    if status == "error":
+        raise RuntimeError(f"rank 0 failed: {value}")
+    return value

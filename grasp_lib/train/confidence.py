@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
+from ..models import generation_engine, load_model, save_trained  # first: Unsloth must be imported before TRL
 from ..examples import read_jsonl, write_jsonl
 from ..params import Params, check_section, write_run_info
 from ..parsing import parse, without_confidence
@@ -31,8 +31,8 @@ from ..paths import resolve
 from ..prompts import CONFIDENCE_LINE, build_target
 from ..tasks import get_task
 from .callbacks import stage_callbacks
-from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
-                     trainer_defaults)
+from .common import (is_main_process, last_checkpoint, on_main_process, prompt_messages, save_log, shots_for,
+                     stage_main, start_model, trainer_defaults)
 
 
 def confidence_percent(right: list[bool]) -> int:
@@ -90,7 +90,7 @@ def measure(model, tokenizer, params: Params, rows: list[dict], conversations: l
     from ..infer import generate
 
     settings = params.confidence
-    common = {"batch_size": params.eval.batch_size, "engine": params.eval.engine,
+    common = {"batch_size": params.eval.batch_size, "engine": generation_engine(params.eval.engine),
               "max_new_tokens": settings.max_new_tokens or params.eval.max_new_tokens}
     greedy = generate(model, tokenizer, conversations, **common)
     sampled = generate(model, tokenizer, conversations, do_sample=True, temperature=settings.temperature,
@@ -134,17 +134,21 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     run_dir = resolve(run_dir)
     check_section(params.confidence_sft, SFTConfig, "confidence_sft")
     write_run_info(params, run_dir, "confidence")
+    # the trainer config first: under DeepSpeed ZeRO-3 it makes the model load sharded
+    defaults = trainer_defaults(run_dir / "checkpoints" / "confidence", params.seed)
+    config = SFTConfig(**(defaults | params.confidence_sft))
     model, tokenizer, peft_config = load_model(start_model(params, run_dir, "confidence"), params.lora,
-                                               unsloth=params.unsloth)
+                                               unsloth=params.unsloth, seed=params.seed)
 
     # Targets (written for inspection; remeasured on a rerun, which the seed makes reproducible)
     rows = read_jsonl(run_dir / "data" / "confidence.jsonl")
     shots = shots_for(params, run_dir)
     conversations = [prompt_messages(r, params, shots) for r in rows]
     started = time.time()
-    records = measure(model, tokenizer, params, rows, conversations)
+    records = on_main_process(measure, model, tokenizer, params, rows, conversations)  # rank 0, sent to all
     sampling_seconds = time.time() - started
-    write_jsonl(records, run_dir / "results" / "confidence_targets.jsonl")
+    if is_main_process():
+        write_jsonl(records, run_dir / "results" / "confidence_targets.jsonl")
     # The loss covers the whole completion: with the loss on the confidence line alone the model learned to
     # open with it and skip the answer (87 of 96 test answers unparsable in confidence_quick)
     dataset = Dataset.from_list([
@@ -153,8 +157,6 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
 
     # Training
     model.train()
-    defaults = trainer_defaults(run_dir / "checkpoints" / "confidence", params.seed)
-    config = SFTConfig(**(defaults | params.confidence_sft))
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config, callbacks=stage_callbacks(run_dir, "confidence", callbacks))
     resumed = last_checkpoint(config.output_dir, params.resume)
@@ -162,8 +164,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     result = trainer.train(resume_from_checkpoint=resumed)
     seconds = time.time() - started
 
+    save_trained(trainer, tokenizer, run_dir / "models" / "confidence")  # every process (ZeRO-3 gathers)
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
-        save_merged(trainer.model, tokenizer, run_dir / "models" / "confidence")
         save_log(trainer.state.log_history, run_dir / "results" / "confidence_log.jsonl")
     percents = [r["percent"] for r in records]
     return {"rows": len(records), "answers_per_row": 1 + params.confidence.samples,

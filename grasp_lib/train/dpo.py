@@ -16,14 +16,14 @@ import math
 import time
 from pathlib import Path
 
-from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
+from ..models import generation_engine, load_model, save_trained  # first: Unsloth must be imported before TRL
 from ..examples import read_jsonl, write_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
 from .callbacks import stage_callbacks
-from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
-                     trainer_defaults)
+from .common import (is_main_process, last_checkpoint, on_main_process, prompt_messages, save_log, shots_for,
+                     stage_main, start_model, trainer_defaults)
 
 
 def composite_rewards(funcs: list, weights: list[float] | None, completions: list[str], rows: list[dict]) -> list[float]:
@@ -71,7 +71,7 @@ def sample_pairs(model, tokenizer, params: Params, run_dir: Path) -> tuple[list[
     max_new = pref.max_new_tokens or params.grpo.get("max_completion_length") or params.eval.max_new_tokens
     samples = generate(model, tokenizer, conversations, batch_size=params.eval.batch_size, max_new_tokens=max_new,
                        do_sample=True, temperature=pref.temperature, num_samples=pref.samples, seed=params.seed,
-                       progress=False, engine=params.eval.engine)
+                       progress=False, engine=generation_engine(params.eval.engine))
     funcs = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
     weights = params.grpo.get("reward_weights")
     flat_rows = [r for r in rows for _ in range(pref.samples)]
@@ -93,14 +93,18 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     run_dir = resolve(run_dir)
     check_section(params.dpo, DPOConfig, "dpo")
     write_run_info(params, run_dir, "dpo")
+    # the trainer config first: under DeepSpeed ZeRO-3 it makes the model load sharded
+    config = DPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "dpo", params.seed) | params.dpo))
     model, tokenizer, peft_config = load_model(start_model(params, run_dir, "dpo"), params.lora,
-                                               unsloth=params.unsloth)
+                                               unsloth=params.unsloth, seed=params.seed)
 
-    # Pairs (written for inspection; resampled on a rerun, which the seed makes reproducible)
+    # Pairs (written for inspection; resampled on a rerun, which the seed makes reproducible), sampled on
+    # rank 0 and sent to every process of a multi-GPU run
     started = time.time()
-    pairs, counts = sample_pairs(model, tokenizer, params, run_dir)
+    pairs, counts = on_main_process(sample_pairs, model, tokenizer, params, run_dir)
     counts["sampling_seconds"] = time.time() - started
-    write_jsonl(pairs, run_dir / "results" / "dpo_pairs.jsonl")
+    if is_main_process():
+        write_jsonl(pairs, run_dir / "results" / "dpo_pairs.jsonl")
     if not pairs:
         raise ValueError(f"no preference pairs: every prompt's {params.preference.samples} samples scored within "
                          f"margin {params.preference.margin} of each other ({counts}); lower preference.margin "
@@ -111,7 +115,6 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     # Training: without LoRA, TRL copies the start model as the frozen reference; with LoRA the reference
     # is the same model with the adapter switched off
     model.train()
-    config = DPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "dpo", params.seed) | params.dpo))
     trainer = DPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config, callbacks=stage_callbacks(run_dir, "dpo", callbacks))
     resumed = last_checkpoint(config.output_dir, params.resume)
@@ -119,8 +122,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     result = trainer.train(resume_from_checkpoint=resumed)
     seconds = time.time() - started
 
+    save_trained(trainer, tokenizer, run_dir / "models" / "dpo")  # every process (ZeRO-3 gathers)
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
-        save_merged(trainer.model, tokenizer, run_dir / "models" / "dpo")
         save_log(trainer.state.log_history, run_dir / "results" / "dpo_log.jsonl")
     return counts | {"train_loss": result.training_loss, "steps": trainer.state.global_step, "seconds": seconds,
                      "resumed_from": resumed}

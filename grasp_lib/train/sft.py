@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..models import load_model, save_merged  # first: Unsloth must be imported before TRL
+from ..models import load_model, save_trained  # first: Unsloth must be imported before TRL
 from ..examples import curriculum_stages, read_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
@@ -36,17 +36,18 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     shots = shots_for(params, run_dir)
     stages = curriculum_stages(rows)
 
-    # Model
-    model, tokenizer, peft_config = load_model(params.model, params.lora, unsloth=params.unsloth)
+    # Trainer configs, then the model (a config first: under DeepSpeed ZeRO-3 it makes the model load sharded)
+    checkpoints = run_dir / "checkpoints" / "sft"
+    output_dirs = {stage: checkpoints if stage == "all" else checkpoints / f"stage-{stage}" for stage, _ in stages}
+    configs = {stage: SFTConfig(**(trainer_defaults(d, params.seed) | params.sft)) for stage, d in output_dirs.items()}
+    model, tokenizer, peft_config = load_model(params.model, params.lora, unsloth=params.unsloth, seed=params.seed)
 
     # Training: one trainer pass per stage, each continuing from the previous stage's weights (and
     # adapter); the sft section (epochs, max_steps, schedule) applies to each stage.
-    checkpoints = run_dir / "checkpoints" / "sft"
     log, losses, resumed_from, offset, seconds = [], {}, {}, 0, 0.0
     for stage, stage_rows in stages:
         dataset = Dataset.from_list(sft_rows(stage_rows, params, shots))
-        output_dir = checkpoints if stage == "all" else checkpoints / f"stage-{stage}"
-        config = SFTConfig(**(trainer_defaults(output_dir, params.seed) | params.sft))
+        config = configs[stage]
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=peft_config,
                              callbacks=stage_callbacks(run_dir, "sft" if stage == "all" else f"sft-{stage}", callbacks))
@@ -60,9 +61,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
                 | ({} if stage == "all" else {"curriculum_stage": stage}) for entry in trainer.state.log_history]
         offset += trainer.state.global_step
 
-    # Save
+    # Save (every process: under ZeRO-3 saving gathers the shards)
+    save_trained(trainer, tokenizer, run_dir / "models" / "sft")
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
-        save_merged(trainer.model, tokenizer, run_dir / "models" / "sft")
         save_log(log, run_dir / "results" / "sft_log.jsonl")
     summary = {"train_loss": result.training_loss, "steps": offset, "seconds": seconds, "examples": len(rows)}
     if len(stages) > 1:
