@@ -126,7 +126,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
         save_log(trainer.state.log_history, run_dir / "results" / "dpo_log.jsonl")
     return counts | {"train_loss": result.training_loss, "steps": trainer.state.global_step, "seconds": seconds,
-                     "resumed_from": resumed}
+                     "processes": config.world_size, "resumed_from": resumed}
 
 
 def main() -> None:

@@ -168,7 +168,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     save_trained(trainer, tokenizer, run_dir / "models" / "grpo")
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
         save_log(trainer.state.log_history, run_dir / "results" / "grpo_log.jsonl")
-    return {"steps": trainer.state.global_step, "seconds": seconds, "prompts": len(rows), "resumed_from": resumed}
+    return {"steps": trainer.state.global_step, "seconds": seconds, "prompts": len(rows),
+            "processes": config.world_size, "resumed_from": resumed}
 
 
 def main() -> None:

@@ -65,7 +65,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     save_trained(trainer, tokenizer, run_dir / "models" / "sft")
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
         save_log(log, run_dir / "results" / "sft_log.jsonl")
-    summary = {"train_loss": result.training_loss, "steps": offset, "seconds": seconds, "examples": len(rows)}
+    summary = {"train_loss": result.training_loss, "steps": offset, "seconds": seconds, "examples": len(rows),
+               "processes": trainer.args.world_size}
     if len(stages) > 1:
         summary |= {"stages": {s: {"examples": len(r), "train_loss": losses[s]} for s, r in stages}}
     return summary | {"resumed_from": resumed_from if len(stages) > 1 else resumed_from["all"]}
