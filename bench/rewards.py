@@ -11,7 +11,12 @@ sentences with the perturbations a policy produces (dropped, added, misspelled, 
 duplicated mentions, truncated JSON, prose around the JSON, code fences, <think> blocks, pure prose),
 over many batches. The reported throughput is the lower of the two.
 
-    flock /tmp/grasp-cpu.lock .venv/bin/python bench/rewards.py [--batches 40] [--no-generation]
+    flock /tmp/grasp-cpu.lock .venv/bin/python bench/rewards.py [--batches 40] [--no-generation] [--parse-only]
+
+Also the parser's worst case: `parse` on hostile completions (deep nesting, long whitespace runs where
+unanchored patterns used to backtrack, runs of escapes, quotes and strings) of 10k to 200k characters,
+one line `parse: worst-case N us per 1k characters` (goal: under 1,000, and flat across lengths: linear),
+next to json.loads on valid JSON as this machine's figure.
 
 Last line: `rewards: <completions/s> completions/s, <percent>% of generation`.
 """
@@ -127,13 +132,62 @@ def generate_batch(rows: list[dict], max_new_tokens: int) -> tuple[list[str], fl
     return [c for per_prompt in outputs for c in per_prompt], seconds
 
 
+def hostile(answer: str, n: int) -> dict[str, str]:
+    """Completions of about n characters built to be slow for a naive parser."""
+    run = " " * n
+    return {"whitespace": run + "x", "whitespace in JSON": answer[:-1] + run + "}", "deep nesting": "[" * n,
+            "balanced pairs": "[]" * (n // 2), "closed deep nesting": "[" * (n // 2) + "]" * (n // 2),
+            "many numbers": "[[[" + "1," * (n // 2) + "]]]", "repeated 'confiden'": "confiden" * (n // 8),
+            "confidence then spaces": "confidence:" + run + "x", "confidence line": answer + "\n" + run + "Confidence: 80%",
+            "open <think>": "<think>" + run, "fence then spaces": "```" + run + "x", "quotes": '"' * n,
+            "backslashes": '["' + "\\" * n, "escaped quotes": '{"Chemical": ["' + '\\"' * (n // 2),
+            "many strings": '{"Chemical": [' + '"a",' * (n // 4), "tabs and newlines": "\t\n" * (n // 2) + "{",
+            "truncated nested lists": "[" + ("[" * 30 + "]" * 30 + ",") * (n // 61)}
+
+
+def pin_one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def us_per_1k(func, text: str, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func(text)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e6 / (len(text) / 1000)
+
+
+def parse_worst_case(labels: tuple[str, ...]) -> None:
+    """Print the slowest hostile case per length, and the `parse: worst-case` line over all of them."""
+    from grasp_lib.parsing import MAX_CHARS, parse
+
+    answer = json.dumps({"Chemical": ["naloxone"], "Disease": []})
+    reference = us_per_1k(json.loads, json.dumps([answer] * (MAX_CHARS // len(answer))))
+    worst = {}
+    for n in (10_000, 50_000, 100_000, MAX_CHARS - 100):
+        timings = {name: us_per_1k(lambda t: parse(t, labels), text) for name, text in hostile(answer, n).items()}
+        name = max(timings, key=timings.get)
+        worst[n] = timings[name]
+        print(f"  parse, {n:>7,} characters: slowest case {name!r} {timings[name]:.0f} us per 1k characters")
+    print(f"parse: worst-case {max(worst.values()):.0f} us per 1k characters (lengths 10k to {MAX_CHARS // 1000}k: "
+          f"{' / '.join(f'{v:.0f}' for v in worst.values())}; machine figure: json.loads of valid JSON "
+          f"{reference:.0f} us per 1k characters)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=40, help="synthetic batches of 8 x 16")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--no-generation", action="store_true", help="skip the model (rewards only)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parse-only", action="store_true", help="only the parser's worst case (seconds)")
     args = parser.parse_args()
+    if args.parse_only:
+        pin_one_core()
+        parse_worst_case(tuple(get_task("bc5cdr").label_names))
+        return
 
     rng = random.Random(args.seed)
     examples, _ = build_examples("bc5cdr", "test", "sentence")
@@ -148,8 +202,8 @@ def main() -> None:
         generated = [perturb(r, labels, rng) for r in gen_rows for _ in range(G)]
     else:
         generated, gen_seconds = generate_batch(gen_rows, args.max_new_tokens)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_one_core()
+    parse_worst_case(tuple(labels))
 
     synthetic = []
     for _ in range(args.batches):

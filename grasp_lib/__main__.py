@@ -1,6 +1,8 @@
 """Command line: `python -m grasp_lib run PARAMS [-p key=value ...]`; `python -m grasp_lib data fetch [names]`;
+`python -m grasp_lib data verify [names]` (checksums of the corpus files, re-checked in place);
 `python -m grasp_lib figures [--run R]` (figures/ from existing runs, no training);
-`python -m grasp_lib rescore RUN...` (metrics.json again from saved completions, no generation)."""
+`python -m grasp_lib rescore RUN... [--decompose]` (metrics.json again from saved completions, no generation;
+strict and lenient F1 side by side; --decompose: what each change of scoring v2 did to the old figure)."""
 
 from __future__ import annotations
 
@@ -30,21 +32,19 @@ def main(argv: list[str] | None = None) -> int:
     rescore = commands.add_parser("rescore", help="recompute results/metrics.json of runs from their saved "
                                                   "completions (after a metric change); no generation")
     rescore.add_argument("runs", nargs="+", help="run folders, e.g. runs/quick")
+    rescore.add_argument("--decompose", action="store_true", help="also show the entity F1 from the figure "
+                         "before scoring v2 to the strict one, one change at a time (greedy -> optimal "
+                         "matching, fuzzy and case-insensitive alignment off), the other readings, and "
+                         "the strict and set F1 recomputed by nervaluate and by plain sets")
+    rescore.add_argument("--scheme", default="strict", choices=["strict", "exact", "partial", "type"],
+                         help="nervaluate scheme of the decomposition (default strict)")
     _add_data_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "data":
         return _data(args)
     if args.command == "rescore":
-        from pathlib import Path
-
-        from .evaluation import f1_table, rescore_run
-
-        for run_dir in args.runs:
-            print(run_dir)
-            for row in f1_table(rescore_run(Path(run_dir))):
-                print("  " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        return 0
+        return _rescore(args.runs, args.decompose, args.scheme)
     if args.command == "figures":
         from .figures import regenerate
 
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = dict(parse_override(o) for o in args.overrides)
         notebooks = args.notebooks.split(",") if args.notebooks else None
         return runner.run(args.params, overrides, notebooks)
-    except (ParamsError, FileNotFoundError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ParamsError, FileNotFoundError, KeyError, runner.RunLocked) as err:  # before any notebook ran
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
 
 
@@ -71,26 +71,80 @@ def _add_data_parser(commands) -> None:
                                           "else ~/.cache/grasp/data)")
     fetch.add_argument("--base-url", help="a mirror laid out like the data root, instead of the public sources")
     fetch.add_argument("--if-missing", action="store_true", help="do nothing when every corpus folder exists")
+    verify = data_commands.add_parser("verify", help="re-check the SHA-256 of the corpus files in place "
+                                                     "(exit 1 when one changed or is missing)")
+    verify.add_argument("names", nargs="*", help="datasets (registry names); all when none")
+    verify.add_argument("--data-dir", help="the data root (default: as the readers find it)")
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
+def _print_table(rows: list[dict], columns: list[str]) -> None:
+    widths = [max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in columns]
+    print("  " + "  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for r in rows:
+        print("  " + "  ".join(_cell(r.get(c)).rjust(w) for c, w in zip(columns, widths)))
+
+
+def _rescore(runs: list[str], decompose: bool, scheme: str = "strict") -> int:
+    from pathlib import Path
+
+    from .evaluation import cross_checks, decomposition, f1_table, rescore_run
+
+    for run_dir in runs:
+        print(run_dir)
+        table = f1_table(rescore_run(Path(run_dir)))
+        first = ["stage", "n", "strict_f1", "lenient_f1"]  # the two readings side by side, then the rest
+        _print_table(table, [c for c in first if any(c in r for r in table)]
+                     + [c for c in dict.fromkeys(k for r in table for k in r) if c not in first])
+        if decompose:
+            print("  entity micro-F1, one change at a time (delta: change from the line before):")
+            _print_table(decomposition(Path(run_dir), scheme), ["stage", "step", "scheme", "f1", "delta"])
+            print("  cross-check: strict F1 and nervaluate's on the same spans (exact matches first; in answer "
+                  "order); set F1 and a plain one:")
+            _print_table(cross_checks(Path(run_dir)), ["stage", "strict", "nervaluate_strict", "nervaluate_listed",
+                                                        "set", "plain_set"])
+    return 0
 
 
 def _data(args) -> int:
-    from .corpora.fetch import ChecksumError, FetchError, fetch, missing_data
     from pathlib import Path
 
+    from .corpora.fetch import ChecksumError, FetchError, fetch, missing_data
     from .paths import data_root
 
-    target = Path(args.data_dir).expanduser() if args.data_dir else data_root()
-    if args.if_missing and not missing_data(target):
-        print(f"data root {target}: every corpus is present")
-        return 0
     try:
+        target = Path(args.data_dir).expanduser() if args.data_dir else data_root(must_exist=args.data_command == "verify")
+        if args.data_command == "verify":
+            return _verify(args.names, target)
+        if args.if_missing and not missing_data(target):
+            print(f"data root {target}: every corpus is present")
+            return 0
         counts = fetch(args.names, target, args.base_url)
-    except (ChecksumError, FetchError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ChecksumError, FetchError, KeyError, FileNotFoundError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 1
     print(f"data root {target}: {counts['files']} files, {counts['downloaded']} downloaded, "
           f"{counts['present']} already present and verified")
     return 0
+
+
+def _verify(names: list[str], target) -> int:
+    from .corpora.fetch import verify
+
+    bad = 0
+    for folder, found in verify(names, target).items():
+        problems = [f"changed {rel}" for rel in found["changed"]] + [f"missing {rel}" for rel in found["missing"]]
+        print(f"{folder}: {len(found['sha256'])} files checked, {len(found['changed'])} changed, "
+              f"{len(found['missing'])} missing")
+        for problem in problems:
+            print(f"  {problem}")
+        bad += len(problems)
+    print(f"data root {target}: " + (f"{bad} file(s) differ from grasp_lib/corpora/checksums.sha256; "
+                                     f"`data fetch` restores them" if bad else "every file matches its checksum"))
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

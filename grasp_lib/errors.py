@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from .examples import read_jsonl
 from .matching import Span, greedy_match, overlap
+from .run_files import load_run
+from .tasks import family_of
 
 CATEGORIES = ("correct", "wrong_type", "boundary", "spurious", "hallucinated", "missed")
 
@@ -61,7 +62,7 @@ def analyse(rows: list[dict], records: list[dict]) -> list[dict]:
     entries = []
     for rec in records:
         row = by_key.get((rec["dataset"], str(rec["id"]))) if "dataset" in rec else by_id.get(str(rec["id"]))
-        if row is None or "entities" not in row or row.get("task", "ner") not in ("ner", "joint"):
+        if row is None or "entities" not in row or family_of(row["dataset"]).part("entities") is None:
             continue
         for e in classify(rec.get("predicted") or [], row["entities"]):
             p, g = e["pred"] or {}, e["gold"] or {}
@@ -121,7 +122,5 @@ def parse_failures(records: list[dict], stage: str | None = None, n: int = 5, wi
 
 def run_errors(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
     """(entries, records) from a run's data/eval.jsonl and results/predictions.jsonl."""
-    run_dir = Path(run_dir)
-    rows = read_jsonl(run_dir / "data" / "eval.jsonl")
-    records = read_jsonl(run_dir / "results" / "predictions.jsonl")
+    rows, records = load_run(run_dir)
     return analyse(rows, records), records

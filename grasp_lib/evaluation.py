@@ -1,19 +1,20 @@
-"""Evaluate one model on eval rows: batched greedy generation, then metrics from the predictions."""
+"""Evaluate one model on eval rows: batched greedy generation, then metrics from the predictions;
+rescore a run's saved completions with the current scoring (no generation)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import random
+import shutil
 import time
 from pathlib import Path
 
-from .examples import read_jsonl, write_jsonl
+from . import run_files
 from .infer import generate_result, grounded_answers
-from .metrics import score_predictions
+from .metrics import cross_check, decompose, score_predictions
 from .models import generation_engine, load_model
 from .params import Params
-from .train.common import prompt_messages, shots_for
+from .prompts import prompt_messages, shots_for
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,13 @@ def stage_models(params: Params, run_dir: Path) -> dict[str, str]:
     """Stage name -> model to evaluate: the base model, then each trained stage's saved model."""
     models = {"base": params.model}
     for stage in params.stages:
-        models[stage] = str(run_dir / "models" / stage)
+        models[stage] = str(run_files.model_dir(run_dir, stage))
     return models
 
 
 def evaluate_run(params: Params, run_dir: Path) -> dict:
     """Evaluate every stage on data/eval.jsonl; write results/metrics.json and results/predictions.jsonl."""
-    rows = read_jsonl(run_dir / "data" / "eval.jsonl")
+    rows = run_files.read_jsonl(run_files.data_path(run_dir, "eval"))
     all_metrics, all_records = {}, []
     for stage, model in stage_models(params, run_dir).items():
         metrics, records = evaluate_model(model, rows, params, run_dir)
@@ -87,41 +88,82 @@ def evaluate_run(params: Params, run_dir: Path) -> dict:
 
 def write_results(run_dir: Path, metrics: dict, records: list[dict]) -> None:
     """results/metrics.json and results/predictions.jsonl of a run (what notebooks 05 and 06 read)."""
-    results = Path(run_dir) / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    write_jsonl(records, results / "predictions.jsonl")
+    run_files.write_json(metrics, run_files.metrics_path(run_dir))
+    run_files.write_jsonl(records, run_files.predictions_path(run_dir))
+
+
+def saved_completions(run_dir: Path) -> dict[str, tuple[list[dict], list[str]]]:
+    """{stage: (eval rows, completions)} from a run's results/predictions.jsonl, joined by (dataset, id)."""
+    rows, records = run_files.load_run(run_dir)
+    by_stage: dict[str, list[dict]] = {}
+    for record in records:
+        by_stage.setdefault(record["stage"], []).append(record)
+    return {stage: (run_files.join(rows, recs), [r["completion"] for r in recs]) for stage, recs in by_stage.items()}
 
 
 def rescore_run(run_dir: Path) -> dict:
     """Recompute results/metrics.json from the saved completions in results/predictions.jsonl, without
-    generating (after a change to the parser, matcher or metrics). Generation timings are kept."""
+    generating (after a change to the parser, matcher or metrics). Generation timings are kept. The first
+    rescore of metrics written before scoring v2 keeps them as results/metrics_before_v2.json (what
+    `decomposition` compares with)."""
     run_dir = Path(run_dir)
-    rows = read_jsonl(run_dir / "data" / "eval.jsonl")
-    by_id = {(r["dataset"], str(r["id"])): r for r in rows}
-    old = json.loads((run_dir / "results" / "metrics.json").read_text())
-    by_stage: dict[str, list[dict]] = {}
-    for record in read_jsonl(run_dir / "results" / "predictions.jsonl"):
-        by_stage.setdefault(record["stage"], []).append(record)
+    old_path = run_files.metrics_path(run_dir)
+    old = run_files.read_json(old_path) if old_path.exists() else {}
+    if old and not any(isinstance(m, dict) and "scoring" in m for m in old.values()):
+        before = old_path.with_name("metrics_before_v2.json")
+        if not before.exists():
+            shutil.copyfile(old_path, before)
     all_metrics, all_records = {}, []
-    for stage, records in by_stage.items():
-        stage_rows = [by_id[(r["dataset"], str(r["id"]))] for r in records]
-        metrics, new_records = score_predictions(stage_rows, [r["completion"] for r in records])
+    for stage, (rows, completions) in saved_completions(run_dir).items():
+        metrics, records = score_predictions(rows, completions)
         kept = {k: v for k, v in old.get(stage, {}).items() if k in ("generation_seconds", "generation")}
         all_metrics[stage] = metrics | kept
-        all_records += [{"stage": stage} | r for r in new_records]
+        all_records += [{"stage": stage} | r for r in records]
     write_results(run_dir, all_metrics, all_records)
     return all_metrics
 
 
+def decomposition(run_dir: Path, scheme: str = "strict") -> list[dict]:
+    """Per stage, the entity micro-F1 (nervaluate `scheme`) from the figure before scoring v2 to the strict
+    reading, one change at a time (metrics.DECOMPOSITION), from the saved completions: the first row is
+    the figure the old code wrote (results/metrics_before_v2.json, when the run has one), `delta` each
+    step's change. Also the all-occurrences and set readings."""
+    run_dir = Path(run_dir)
+    before_path = run_files.metrics_path(run_dir).with_name("metrics_before_v2.json")
+    old = run_files.read_json(before_path) if before_path.exists() else {}
+    table = []
+    for stage, (rows, completions) in saved_completions(run_dir).items():
+        steps = decompose(rows, completions, scheme)
+        old_f1 = old.get(stage, {}).get(scheme, {}).get("micro", {}).get("f1")
+        if old_f1 is not None:
+            steps = [{"step": "before v2 (as saved)", "scheme": scheme, "f1": old_f1, "delta": None}] + steps
+            steps[1]["delta"] = steps[1]["f1"] - old_f1
+        table += [{"stage": stage} | step for step in steps]
+    return table
+
+
+def cross_checks(run_dir: Path) -> list[dict]:
+    """Per stage: the strict entity F1 and nervaluate's on the same shown spans, the set F1 and a plain
+    (example, string, type) set F1, from the saved completions (metrics.cross_check)."""
+    return [{"stage": stage} | cross_check(rows, completions)
+            for stage, (rows, completions) in saved_completions(Path(run_dir)).items()]
+
+
 def f1_table(metrics: dict) -> list[dict]:
-    """One row per stage: strict and partial micro-F1 overall and strict F1 per type; for a multi-dataset
-    run the NER columns are pooled over its NER datasets and each dataset adds its headline F1 column."""
+    """One row per stage: entity micro-F1 under the strict and lenient readings, partial, every occurrence
+    and (string, type) sets, and strict F1 per type; for a multi-dataset run the entity columns are pooled
+    over its entity-headline datasets and each dataset adds its headline F1 column. Metrics written before
+    scoring v2 (no lenient reading) give the columns they have."""
     table = []
     for stage, m in metrics.items():
         row = {"stage": stage, "n": m["n"]}
         if "strict" in m:
-            row |= {"strict_f1": m["strict"]["micro"]["f1"], "partial_f1": m["partial"]["micro"]["f1"]}
+            row |= {"strict_f1": m["strict"]["micro"]["f1"]}
+            row |= {"lenient_f1": m["lenient"]["strict"]["micro"]["f1"]} if "lenient" in m else {}
+            row |= {"partial_f1": m["partial"]["micro"]["f1"]}
+            if "all_occurrences" in m:
+                row |= {"all_occurrences_f1": m["all_occurrences"]["strict"]["micro"]["f1"],
+                        "set_f1": m["set"]["micro"]["f1"]}
             if "datasets" not in m:
                 row |= {f"strict_f1_{label}": v["f1"] for label, v in m["strict"]["per_type"].items()}
         row |= {name: d["headline"]["value"] for name, d in m.get("datasets", {}).items()}
@@ -138,6 +180,19 @@ def _pick(d: dict, *path):
     return d
 
 
+DATASET_COLUMNS = {  # family -> extra columns of dataset_table: name -> path into the dataset's result
+    "ner": {"strict_f1": ("strict", "micro", "f1"), "lenient_f1": ("lenient", "strict", "micro", "f1"),
+            "partial_f1": ("partial", "micro", "f1"), "set_f1": ("set", "micro", "f1")},
+    "re": {"micro_f1": ("micro", "f1"), "accuracy": ("accuracy",)},
+    "triples": {"triple_f1": ("strict", "f1")},
+    "nary": {f"{v}_{c}": (f"{v}_{c}", "f1") for v in ("pos", "any", "labelled") for c in ("exact", "partial")},
+    "joint": {"entity_f1": ("entities", "strict", "micro", "f1"),
+              "entity_lenient_f1": ("entities", "lenient", "strict", "micro", "f1"),
+              "relation_f1": ("relations", "strict", "f1")},
+    "qa": {"exact_match": ("exact_match",), "token_f1": ("token_f1",)},
+}
+
+
 def dataset_table(metrics: dict) -> list[dict]:
     """Long table for multi-dataset runs: one row per (stage, dataset) with the dataset's usual numbers."""
     table = []
@@ -146,13 +201,7 @@ def dataset_table(metrics: dict) -> list[dict]:
             row = {"stage": stage, "dataset": name, "family": d["family"], "n": d["n"],
                    "headline": d["headline"]["name"], "value": d["headline"]["value"],
                    "parse_unparsable": d["parse_status"].get("unparsable", 0)}
-            extra = {"ner": {"strict_f1": ("strict", "micro", "f1"), "partial_f1": ("partial", "micro", "f1")},
-                     "re": {"micro_f1": ("micro", "f1"), "accuracy": ("accuracy",)},
-                     "triples": {"triple_f1": ("strict", "f1")},
-                     "nary": {f"{v}_{c}": (f"{v}_{c}", "f1") for v in ("pos", "any") for c in ("exact", "partial")},
-                     "joint": {"entity_f1": ("entities", "strict", "micro", "f1"),
-                               "relation_f1": ("relations", "strict", "f1")},
-                     "qa": {"exact_match": ("exact_match",), "token_f1": ("token_f1",)}}[d["family"]]
-            row |= {k: _pick(d, *path) for k, path in extra.items()}
+            row |= {k: _pick(d, *path) for k, path in DATASET_COLUMNS[d["family"]].items()}
             table.append(row)
     return table
+

@@ -8,13 +8,13 @@ a two-stage SFT curriculum (`data.curriculum`).
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from pathlib import Path
 
 from . import corpora
 from .params import DataParams
+from .run_files import data_path, read_jsonl, report_path, write_json, write_jsonl  # noqa: F401  (read_jsonl)
 from .schema import Document, Entity, Example, split_units
 from .tasks import get_task
 
@@ -45,7 +45,7 @@ def _ner_rows(name: str, doc: Document, unit: str) -> list[dict]:
     return rows
 
 
-def _re_rows(name: str, doc: Document) -> list[dict]:
+def _re_rows(name: str, doc: Document, unit: str) -> list[dict]:
     """One row per pair: the passage (sentence) holding both arguments, the two arguments, the label."""
     by_id = {e.id: e for e in doc.entities}
     passages = doc.passages or [(0, len(doc.text))]
@@ -62,7 +62,7 @@ def _concept_text(doc: Document, concept: str) -> str | None:
     return next((e.text for e in doc.entities if concept in e.db_ids), None)
 
 
-def _triple_rows(name: str, doc: Document) -> list[dict]:
+def _triple_rows(name: str, doc: Document, unit: str) -> list[dict]:
     """Document-level triples (BC5CDR CID): concept ids shown as the text of their first mention."""
     relations = []
     for rel in doc.relations:
@@ -73,37 +73,35 @@ def _triple_rows(name: str, doc: Document) -> list[dict]:
     return [Example(doc.id, "triples", name, doc.text, entities, relations).to_row()]
 
 
-def _nary_rows(name: str, doc: Document) -> list[dict]:
+def _nary_rows(name: str, doc: Document, unit: str) -> list[dict]:
     by_id = {e.id: e for e in doc.entities}
     combos = [{"drugs": [by_id[a].text for a in rel.args], "label": rel.type} for rel in doc.relations]
     return [Example(doc.id, "nary", name, doc.text, [_entity_row(e) for e in doc.entities],
                     combinations=combos).to_row()]
 
 
-def _joint_rows(name: str, doc: Document) -> list[dict]:
+def _joint_rows(name: str, doc: Document, unit: str) -> list[dict]:
     by_id = {e.id: e for e in doc.entities}
     relations = [{"head": by_id[r.args[0]].text, "relation": r.type, "tail": by_id[r.args[1]].text}
                  for r in doc.relations]
     return [Example(doc.id, "joint", name, doc.text, [_entity_row(e) for e in doc.entities], relations).to_row()]
 
 
-def _qa_rows(name: str, doc: Document) -> list[dict]:
+def _qa_rows(name: str, doc: Document, unit: str) -> list[dict]:
     answer = next(r.label for r in doc.relations if r.type == "answer")
     return [Example(doc.id, "qa", name, doc.text, answer=answer).to_row()]
+
+
+# task family -> rows of one document (only NER rows are cut into `unit`s; the others keep their unit)
+ROWS = {"ner": _ner_rows, "re": _re_rows, "triples": _triple_rows, "nary": _nary_rows, "joint": _joint_rows,
+        "qa": _qa_rows}
 
 
 def dataset_rows(name: str, split: str, unit: str = "sentence", data_dir: str | None = None) -> tuple[list[dict], dict]:
     """All rows of one dataset split in its task family, plus the reader's report."""
     docs, report = corpora.load(name, split, data_dir)
-    family = get_task(name).family
-    rows: list[dict] = []
-    for doc in docs:
-        if family == "ner":
-            rows += _ner_rows(name, doc, unit)
-        else:
-            rows += {"re": _re_rows, "triples": _triple_rows, "nary": _nary_rows, "joint": _joint_rows,
-                     "qa": _qa_rows}[family](name, doc)
-    rows = [Row(r) for r in rows]
+    rows_of = ROWS[get_task(name).family]
+    rows = [Row(r) for doc in docs for r in rows_of(name, doc, unit)]
     for row in rows:
         row.setdefault("alternatives", [])
     return rows, report.as_dict() | {"dataset": name, "split": split, "documents": len(docs), "rows": len(rows)}
@@ -152,6 +150,10 @@ def sample_splits(data: DataParams, seed: int) -> tuple[dict[str, list[dict]], d
         eval_usable = [r for r in evaluation if len(r["text"]) <= data.max_chars]
         picked = eval_usable if data.eval_size is None else random.Random(f"{seed + 1}-{name}").sample(
             eval_usable, min(data.eval_size, len(eval_usable)))
+        if not picked:  # an empty eval split stops here, not after training
+            raise ValueError(f"the eval split {_eval_split(name, data)!r} of {name} has no usable rows: "
+                             f"{len(evaluation)} rows, {len(evaluation) - len(eval_usable)} of them longer than "
+                             f"data.max_chars={data.max_chars}")
         eval_rows += picked
         report["train"][name], report["eval"][name] = rep, eval_rep
         report["too_long"]["train"][name] = len(rows) - len(usable)
@@ -206,26 +208,6 @@ def curriculum_stages(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     return [(s, [r for r in rows if r.get("stage") == s]) for s in stages]
 
 
-def write_jsonl(rows: list[dict], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError as err:
-                    raise ValueError(f"{path}:{lineno}: not a JSON line ({err})") from None
-    return rows
-
-
 def _get(row, key):
     return row[key] if isinstance(row, dict) else getattr(row, key)
 
@@ -272,6 +254,6 @@ def prepare(params, run_dir: str | Path) -> tuple[dict[str, list[dict]], dict]:
     run_dir = Path(run_dir)
     splits, report = sample_splits(params.data, params.seed)
     for name, rows in splits.items():
-        write_jsonl(rows, run_dir / "data" / f"{name}.jsonl")
-    (run_dir / "data" / "report.json").write_text(json.dumps(report, indent=2))
+        write_jsonl(rows, data_path(run_dir, name))
+    write_json(report, report_path(run_dir))
     return splits, report

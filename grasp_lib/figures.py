@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from . import stats  # noqa: E402
+from . import run_files, stats  # noqa: E402
 from .paths import REPO_ROOT, resolve  # noqa: E402
 
 STAGE_ORDER = ["base", "sft", "confidence", "dpo", "grpo"]
@@ -38,7 +38,7 @@ def save(fig, name: str, run_dir: Path, to_repo: bool = False) -> list[Path]:
     Only `make figures` (python -m grasp_lib figures) passes to_repo: a run's notebook 06 draws its own
     figures, so running another params set never replaces the paper's."""
     run_dir = Path(run_dir)
-    targets = [run_dir / "figures"] + ([REPO_ROOT / "figures"] if to_repo else [])
+    targets = [run_files.figures_dir(run_dir)] + ([REPO_ROOT / "figures"] if to_repo else [])
     written = []
     for folder in targets:
         folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def f1_by_stage(run_dir: Path, to_repo: bool = False, n_boot: int = 1000) -> lis
     """(a) F1 per task (per entity type for a single NER dataset) and stage, with 95% bootstrap intervals
     over evaluation units; from data/eval.jsonl and results/predictions.jsonl."""
     run_dir = Path(run_dir)
-    _need(run_dir / "results" / "predictions.jsonl", "notebook 05 writes it")
+    _need(run_files.predictions_path(run_dir), "notebook 05 writes it")
     table = pd.DataFrame(stats.f1_with_intervals(run_dir, n_boot=n_boot))
     datasets = list(dict.fromkeys(table["dataset"]))
     if len(datasets) == 1:
@@ -118,7 +118,7 @@ def f1_by_stage(run_dir: Path, to_repo: bool = False, n_boot: int = 1000) -> lis
 
 
 def _grpo_log(run_dir: Path) -> pd.DataFrame:
-    log = read_log(_need(Path(run_dir) / "results" / "grpo_log.jsonl", "notebook 04 writes it"))
+    log = read_log(_need(run_files.log_path(run_dir, "grpo"), "notebook 04 writes it"))
     if "reward" not in log or "step" not in log:
         raise FigureSkipped(f"{run_dir}/results/grpo_log.jsonl has no per-step reward")
     return log[log["step"].notna() & log["reward"].notna()]
@@ -217,7 +217,7 @@ def f1_by_temperature(run_dir: Path, to_repo: bool = False, n_boot: int = 1000) 
     run_dir = Path(run_dir)
     samples = _samples(run_dir)
     greedy = {}
-    if (run_dir / "results" / "predictions.jsonl").exists():
+    if run_files.predictions_path(run_dir).exists():
         greedy = {r["stage"]: r for r in stats.f1_with_intervals(run_dir, n_boot=n_boot) if r["label"] == "all"}
     style()
     fig, ax = plt.subplots(layout="constrained", figsize=(4.2, 2.8))
@@ -243,7 +243,7 @@ def reliability(run_dir: Path, to_repo: bool = False, bins: int = 10, min_share:
     calibration error (ECE) and AUROC (does a higher stated confidence pick out the right answers).
     Stages where fewer than `min_share` of the answers state a confidence are named, not drawn."""
     run_dir = Path(run_dir)
-    _need(run_dir / "results" / "predictions.jsonl", "notebook 05 writes it; a run whose model states a "
+    _need(run_files.predictions_path(run_dir), "notebook 05 writes it; a run whose model states a "
           "confidence: python -m grasp_lib run params/confidence_quick.yaml")
     every = stats.run_calibration(run_dir, bins)
     calib = {s: c for s, c in every.items() if c["n"] > 0 and c["n"] >= min_share * c["total"]}
@@ -295,7 +295,7 @@ def ablations(groups: dict[str, list[Path]], run_dir: Path, to_repo: bool = Fals
     """(g) Strict micro-F1 (95% bootstrap interval) of each ablation run and stage, one panel per group
     (e.g. reward variants; prompt levels on and off). Runs without results/predictions.jsonl are left
     out; with none at all the figure is skipped."""
-    present = {g: [Path(r) for r in runs if (Path(r) / "results" / "predictions.jsonl").exists()]
+    present = {g: [Path(r) for r in runs if run_files.predictions_path(r).exists()]
                for g, runs in groups.items()}
     present = {g: runs for g, runs in present.items() if runs}
     if not present:
@@ -325,14 +325,14 @@ def ablations(groups: dict[str, list[Path]], run_dir: Path, to_repo: bool = Fals
 
 
 # name -> (letter, function of (run_dir, to_repo), input files relative to the run)
+_EVAL, _LOG = run_files.EVAL, "results/grpo_log.jsonl"
 FIGURES = {
-    "f1_by_stage": ("a", f1_by_stage, ["data/eval.jsonl", "results/predictions.jsonl"]),
-    "grpo_curves": ("b", grpo_curves, ["results/grpo_log.jsonl"]),
-    "reward_components": ("c", reward_components, ["results/grpo_log.jsonl"]),
-    "best_f1_at_k": ("d", best_f1_at_k, ["data/eval.jsonl", "results/samples_*.jsonl"]),
-    "f1_by_temperature": ("e", f1_by_temperature, ["data/eval.jsonl", "results/samples_*.jsonl",
-                                                   "results/predictions.jsonl"]),
-    "reliability": ("f", reliability, ["data/eval.jsonl", "results/predictions.jsonl"]),
+    "f1_by_stage": ("a", f1_by_stage, [_EVAL, run_files.PREDICTIONS]),
+    "grpo_curves": ("b", grpo_curves, [_LOG]),
+    "reward_components": ("c", reward_components, [_LOG]),
+    "best_f1_at_k": ("d", best_f1_at_k, [_EVAL, run_files.SAMPLES]),
+    "f1_by_temperature": ("e", f1_by_temperature, [_EVAL, run_files.SAMPLES, run_files.PREDICTIONS]),
+    "reliability": ("f", reliability, [_EVAL, run_files.PREDICTIONS]),
 }
 DEFAULT_ABLATIONS = {"reward variants": ["runs/ablation_binary", "runs/ablation_granular", "runs/ablation_adaptive"],
                      "prompt levels": ["runs/ablation_prompt_*"]}
@@ -360,15 +360,14 @@ def make_all(run_dir: Path, ablation_groups: dict[str, list] | None = None, to_r
     results = {}
     jobs = [(name, letter, lambda f=fn, r=source[name]: f(r, to_repo), _inputs(source[name], inputs))
             for name, (letter, fn, inputs) in FIGURES.items()]
-    ablation_inputs = [p for runs in groups.values() for r in runs for p in _inputs(r, ["data/eval.jsonl",
-                                                                                      "results/predictions.jsonl"])]
+    ablation_inputs = [p for runs in groups.values() for r in runs for p in _inputs(r, [_EVAL, run_files.PREDICTIONS])]
     jobs.append(("ablations", "g", lambda: ablations(groups, run_dir, to_repo), ablation_inputs))
     for name, letter, job, inputs in jobs:
         try:
             paths, skipped = job(), None
         except FigureSkipped as why:
             paths, skipped = [], str(why)
-            for folder in [run_dir / "figures"] + ([REPO_ROOT / "figures"] if to_repo else []):
+            for folder in [run_files.figures_dir(run_dir)] + ([REPO_ROOT / "figures"] if to_repo else []):
                 for ext in ("png", "pdf"):  # a stale figure from older files would mislead
                     (folder / f"{name}.{ext}").unlink(missing_ok=True)
         results[name] = {"letter": letter, "paths": paths, "skipped": skipped,
@@ -379,7 +378,7 @@ def make_all(run_dir: Path, ablation_groups: dict[str, list] | None = None, to_r
         lines.append(f"- ({r['letter']}) `{name}`: " + (f"skipped: {r['skipped']}" if r["skipped"] else "from"))
         lines += [f"  - `{_run_name(p)}` sha256 {_digest(p)}" for p in r["sources"]]
     text = "\n".join(lines) + "\n"
-    for folder in [run_dir / "figures"] + ([REPO_ROOT / "figures"] if to_repo else []):
+    for folder in [run_files.figures_dir(run_dir)] + ([REPO_ROOT / "figures"] if to_repo else []):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "SOURCES.md").write_text(text)
     return results
@@ -391,7 +390,7 @@ def regenerate(run: str = "runs/quick", reward_runs: list[str] | None = None,
     figures/), printing which run each came from; exit status 2 when the run has no results at all.
     (f) comes from `calibration_run` (params/confidence_quick.yaml trains a model that states a confidence)."""
     run_dir = resolve(run)
-    if not (run_dir / "results").is_dir():
+    if not run_files.results_dir(run_dir).is_dir():
         print(f"error: {run_dir}/results does not exist: run `python -m grasp_lib run params/<name>.yaml` first",
               file=sys.stderr)
         return 2
@@ -421,7 +420,7 @@ def length_histogram(splits: dict, run_dir: Path) -> list[Path]:
 
 def sft_loss(run_dir: Path) -> list[Path]:
     """SFT training loss against step (notebook 03; not a paper figure)."""
-    log = read_log(run_dir / "results" / "sft_log.jsonl")
+    log = read_log(run_files.log_path(run_dir, "sft"))
     log = log[log["loss"].notna()] if "loss" in log else log
     style()
     fig, ax = plt.subplots(layout="constrained", figsize=(4.5, 2.6))

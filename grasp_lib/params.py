@@ -1,60 +1,85 @@
-"""Parameters: plain YAML validated against dataclasses (an unknown key is an error listing the valid ones).
+"""Parameters: plain YAML, every value validated before any notebook runs.
 
-The `lora`, `sft` (and `confidence_sft`), `dpo` and `grpo` sections use PEFT's LoraConfig and TRL's SFTConfig /
-DPOConfig / GRPOConfig field names and go to those classes unchanged; `check_section` validates them where TRL
-is imported anyway.
+Two layers, both raising ParamsError with the file, the dotted key, the value and what was expected:
+- `load` (cheap; every notebook calls it): the project's own sections are pydantic dataclasses (types,
+  ranges and choices from the annotations; pydantic rather than hand-written checks because its errors
+  already say what was expected), plus the checks across sections. An unknown key lists the valid ones.
+- `preflight` (imports TRL, seconds; the runner calls it once before notebook 01): the `sft`,
+  `confidence_sft`, `dpo`, `grpo` and `lora` sections use TRL's SFTConfig / DPOConfig / GRPOConfig and
+  PEFT's LoraConfig field names and are built into those classes (with the stages' `trainer_defaults`)
+  so their own checks fire; reward names and settings are built into the rewards; dataset names, splits
+  and the data root are looked up; the model name is resolved (built-in, local folder or cache).
+
+A new key is one annotated line in its section; a new section is a class and one line in `Params`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
+import os
 import platform
+import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import field
 from importlib import metadata
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
-from .paths import REPO_ROOT, resolve
+from .paths import REPO_ROOT, data_root, resolve
 
 
 class ParamsError(ValueError):
     """A params file or override that does not fit the schema; the message names the key."""
 
 
-@dataclass
+# Strict: YAML already gives typed values, so a string where a number belongs is a mistake, not a number
+section = _pydantic_dataclass(config=ConfigDict(strict=True))
+Size = Annotated[int, Field(ge=0)]  # a count where 0 means "none"
+Positive = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+# a list of names; `-p stages=grpo` (one name, no comma) means a list of one, not its letters
+Names = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
+
+@section
 class DataParams:
     dataset: str = "bc5cdr"
-    unit: str = "sentence"  # sentence | passage | document
+    unit: Literal["sentence", "passage", "document"] = "sentence"
     train_split: str = "train"
     eval_split: str = "test"
-    sft_size: int = 480  # training examples sampled for SFT
-    rl_size: int = 64  # prompts for GRPO, disjoint from the SFT sample
-    confidence_size: int = 0  # rows for the confidence stage, disjoint from both; 0 = no data/confidence.jsonl
-    eval_size: int | None = 96  # seeded sample of the eval split; null = the whole split
-    max_chars: int = 600  # longer units are left out of the samples (counted in the data report)
-    data_dir: str | None = None
+    sft_size: Size = 480  # training examples sampled for SFT
+    rl_size: Size = 64  # prompts for GRPO, disjoint from the SFT sample
+    confidence_size: Size = 0  # rows for the confidence stage, disjoint from both; 0 = no data/confidence.jsonl
+    eval_size: Optional[Positive] = 96  # seeded sample of the eval split; null = the whole split
+    max_chars: Positive = 600  # longer units are left out of the samples (counted in the data report)
+    data_dir: Optional[str] = None  # the corpora root (relative paths: from the repository root); must exist
     # Multi-task mixture: {dataset: cap} = at most `cap` training examples per dataset (seeded, per dataset);
     # sft_size / rl_size are then totals drawn stratified by dataset from the capped pool (GRASP: 1000),
     # eval_size is per dataset. null = the single `dataset` above.
-    mixture: dict | None = None
+    mixture: Optional[dict[str, Optional[Positive]]] = None
     # Taiyi-style two-stage SFT: stage A trains on this task family only, stage B on everything. null = one stage.
-    curriculum: str | None = None
+    curriculum: Optional[str] = None
 
 
-@dataclass
+@section
 class PromptParams:
-    levels: list[str] = field(default_factory=lambda: ["role", "task", "labels", "schema"])
-    few_shot: int = 0  # number of training examples shown when the few_shot level is on
+    levels: Names = field(default_factory=lambda: ["role", "task", "labels", "schema"])
+    few_shot: Size = 0  # number of training examples shown when the few_shot level is on
 
 
-@dataclass
+@section
 class RewardParams:
-    funcs: list[str] = field(default_factory=lambda: ["format", "entity"])  # weights: grpo.reward_weights
+    funcs: Names = field(default_factory=lambda: ["format", "entity"])  # weights: grpo.reward_weights
     entity: dict = field(default_factory=lambda: {"overlap_weight": 0.5, "type_credit": 0.5})
     # keyword arguments of the other rewards (see grasp_lib/rewards), empty = their defaults
     relation: dict = field(default_factory=dict)
@@ -64,41 +89,41 @@ class RewardParams:
     verifiers: dict = field(default_factory=dict)
     binary: dict = field(default_factory=dict)
     uncertainty: dict = field(default_factory=dict)  # correctness: granular (soft F1) | exact (strict, as calibration)
-    symmetric_relations: list[str] = field(default_factory=list)  # relation types without direction
-    polarity: dict = field(default_factory=dict)  # relation label -> "up" | "down" (pathway verifier)
+    symmetric_relations: Names = field(default_factory=list)  # relation types without direction
+    polarity: dict[str, Literal["up", "down"]] = field(default_factory=dict)  # relation label -> direction (pathway verifier)
     adaptive: bool = False  # task-adaptive weighting: normalise each reward per task (running mean/std)
     adaptive_settings: dict = field(default_factory=dict)  # rewards.TaskAdaptive keyword arguments
 
 
-@dataclass
+@section
 class EvalParams:
-    batch_size: int = 16
-    max_new_tokens: int = 96
-    engine: str = "fast"  # fast (grasp_lib.infer.Engine: shared-prefix KV cache, per-sequence stop) | plain (model.generate)
+    batch_size: Positive = 16
+    max_new_tokens: Positive = 96
+    engine: Literal["fast", "plain"] = "fast"  # fast (grasp_lib.infer.Engine: shared-prefix KV cache, per-sequence stop) | plain (model.generate)
     int8: bool = False  # fast engine only: int8 weights (dynamic quantization of the linear layers)
     prefix_cache: bool = True  # fast engine: compute the shared task prompt's key/value prefix once
-    max_prompt_tokens: int | None = None  # longer prompts are cut (and counted); null = context - max_new_tokens
+    max_prompt_tokens: Optional[Positive] = None  # longer prompts are cut (and counted); null = context - max_new_tokens
     constrained: bool = False  # grounded decoding: answers follow the task's JSON schema, mentions copied from the text
-    int8_check: int = 96  # with int8: a seeded fp32 subsample of this many eval rows is scored too (delta in metrics)
+    int8_check: Size = 96  # with int8: a seeded fp32 subsample of this many eval rows is scored too (delta in metrics)
     # K sampled completions per eval unit (Best-F1@K, Avg@K, F1 against temperature); 0 = off.
-    samples_k: int = 0
-    temperatures: list[float] = field(default_factory=lambda: [1.0])  # sampling temperatures when samples_k > 0
-    sample_stages: list[str] | None = None  # stages to sample (base, sft, grpo); null = the last stage
+    samples_k: Size = 0
+    temperatures: Annotated[list[PositiveFloat], Field(min_length=1)] = field(default_factory=lambda: [1.0])  # when samples_k > 0
+    sample_stages: Optional[Names] = None  # stages to sample (base, sft, grpo); null = the last stage
 
 
-@dataclass
+@section
 class PreferenceParams:
     """How the DPO stage builds its preference pairs (no teacher): `samples` completions per prompt from the
     stage's start model, scored by the composite reward (rewards.funcs weighted by grpo.reward_weights);
     the best and the worst form a pair when their rewards differ by at least `margin`."""
-    split: str = "rl"  # prompts from data/<split>.jsonl: rl (GRPO's prompts) | sft
-    samples: int = 4
-    temperature: float = 1.0
-    max_new_tokens: int | None = None  # null = grpo.max_completion_length, else eval.max_new_tokens
-    margin: float = 0.1  # chosen reward - rejected reward must be at least this (and always > 0)
+    split: Literal["rl", "sft"] = "rl"  # prompts from data/<split>.jsonl: rl (GRPO's prompts) | sft
+    samples: Annotated[int, Field(ge=2)] = 4  # a pair needs two
+    temperature: PositiveFloat = 1.0
+    max_new_tokens: Optional[Positive] = None  # null = grpo.max_completion_length, else eval.max_new_tokens
+    margin: NonNegativeFloat = 0.1  # chosen reward - rejected reward must be at least this (and always > 0)
 
 
-@dataclass
+@section
 class ConfidenceParams:
     """How the confidence stage measures the model's chance of being right (no teacher): on each row of
     data/confidence.jsonl the start model answers greedily and samples `samples` more answers at
@@ -108,23 +133,23 @@ class ConfidenceParams:
     that row's own answers that are right (per input; a 135M model collapsed to the most common value,
     0%). `answer`: the answer the line follows in training, the model's greedy one (own) or the gold one.
     The `confidence_sft` section (trl.SFTConfig fields) trains the model to state it."""
-    samples: int = 7
-    temperature: float = 1.0
-    max_new_tokens: int | None = None  # null = eval.max_new_tokens
-    target: str = "group"  # group | sample
-    max_items: int = 4  # answers with more items share one kind
-    answer: str = "own"  # the answer the confidence line follows in training: own (greedy) | gold
+    samples: Positive = 7
+    temperature: PositiveFloat = 1.0
+    max_new_tokens: Optional[Positive] = None  # null = eval.max_new_tokens
+    target: Literal["group", "sample"] = "group"
+    max_items: Positive = 4  # answers with more items share one kind
+    answer: Literal["own", "gold"] = "own"  # the answer the confidence line follows in training: own (greedy) | gold
 
 
-@dataclass
+@section
 class Params:
-    name: str = "quick"
-    seed: int = 42
-    model: str = "smollm2-135m"  # smollm2-135m | tiny-random | a local path or hub id
-    stages: list[str] = field(default_factory=lambda: ["sft", "grpo"])
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "quick"  # the run folder runs/<name>
+    seed: Size = 42
+    model: Annotated[str, Field(min_length=1)] = "smollm2-135m"  # smollm2-135m | tiny-random | a local path or hub id
+    stages: Names = field(default_factory=lambda: ["sft", "grpo"])
     data: DataParams = field(default_factory=DataParams)
     prompt: PromptParams = field(default_factory=PromptParams)
-    lora: dict | None = None  # peft.LoraConfig fields; null = full fine-tune
+    lora: Optional[dict] = None  # peft.LoraConfig fields; null = full fine-tune
     # GPU path only (Unsloth on CUDA): load_in_4bit (where bitsandbytes is installed), max_seq_length,
     # use_gradient_checkpointing ("unsloth" = offloaded), fast_inference + gpu_memory_utilization (vLLM
     # generation, GRPO only). The transformers + PEFT path reads only load_in_4bit (bitsandbytes QLoRA on CUDA).
@@ -148,24 +173,109 @@ class Params:
 KNOWN_STAGES = ("sft", "confidence", "dpo", "grpo")  # run in this order
 
 
-def _build(cls, values: dict, where: str):
+# ---------------------------------------------------------------- load: the project's own sections
+def load(path: str | Path, overrides: dict | None = None) -> Params:
+    """Read a params YAML, apply dotted overrides, validate, return Params."""
+    path = resolve(path)
+    params = _build(Params, apply_overrides(read_composed(path), overrides or {}), path)
+    _check_across_sections(params, path)
+    return params
+
+
+def _read_yaml(path: Path) -> dict:
+    """The file's mapping; a YAML syntax error names the file and line."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path}{line}: YAML syntax error: {err.problem or err.context}") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: YAML error: {err}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of keys to values, got {type(raw).__name__}")
+    return raw or {}
+
+
+def _sections(cls) -> dict[str, type]:
+    """Fields of `cls` that are sections themselves (their default is a dataclass)."""
+    return {f.name: f.default_factory for f in dataclasses.fields(cls)
+            if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory)}
+
+
+def _build(cls, values: object, path: Path, prefix: str = ""):
+    """`cls(**values)`, sections first; every unknown key and invalid value found is raised at once."""
+    where = f"{path}: {prefix}" if prefix else str(path)
     if not isinstance(values, dict):
-        raise ParamsError(f"{where}: expected a mapping, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ParamsError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
-    kwargs = {}
+        raise ParamsError(f"{where}: expected a mapping, got {type(values).__name__} {_short(values)}")
+    _reject_unknown(values, [f.name for f in dataclasses.fields(cls)], where)
+    nested, kwargs, problems = _sections(cls), {}, []
     for name, value in values.items():
-        sub = fields[name].type
-        if isinstance(sub, str) and sub in _SECTIONS:
-            value = _build(_SECTIONS[sub], value or {}, f"{where}.{name}")
-        kwargs[name] = value
-    return cls(**kwargs)
+        if name not in nested:
+            kwargs[name] = value
+            continue
+        try:
+            kwargs[name] = _build(nested[name], value or {}, path, f"{prefix}.{name}" if prefix else name)
+        except ParamsError as err:  # reported with the rest; the section's defaults stand in meanwhile
+            problems.append(str(err).removeprefix(f"{path}: "))
+    try:
+        built = cls(**kwargs)
+    except ValidationError as err:
+        problems += _problems(err, prefix)
+    if problems:
+        raise ParamsError(f"{path}: " + "; ".join(problems))
+    return built
 
 
-_SECTIONS = {"DataParams": DataParams, "PromptParams": PromptParams, "RewardParams": RewardParams,
-             "EvalParams": EvalParams, "PreferenceParams": PreferenceParams, "ConfidenceParams": ConfidenceParams}
+def _reject_unknown(values: dict, valid, where: str, owner: str = "") -> None:
+    unknown = sorted(set(values) - set(valid), key=str)
+    if unknown:
+        hints = {k: difflib.get_close_matches(str(k), valid, n=3) for k in unknown}
+        raise ParamsError(f"{where}: unknown key(s) {unknown}{owner} (close matches: {hints}); "
+                          f"valid keys: {sorted(valid)}")
+
+
+def _problems(err: ValidationError, prefix: str = "") -> list[str]:
+    """'data.sft_size = -5: expected greater than or equal to 0', one per invalid value."""
+    problems = []
+    for e in err.errors():
+        key = ".".join([prefix] * bool(prefix) + [str(p) for p in e["loc"]])
+        expected = e["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+        problems.append(f"{key} = {_short(e['input'])}: expected {expected}{_yaml_hint(e['input'])}")
+    return problems
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _yaml_hint(value: object) -> str:
+    """YAML 1.1 reads `1e-4` as a string; say so where that is the likely mistake."""
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+[eE][+-]?\d+", value.strip()):
+        return " (YAML reads a number without a decimal point, like 1e-4, as text: write 1.0e-4)"
+    return ""
+
+
+def _check_across_sections(params: Params, path: Path) -> None:
+    bad = [s for s in params.stages if s not in KNOWN_STAGES]
+    if bad:
+        raise ParamsError(f"{path}: stages {bad} unknown; valid: {list(KNOWN_STAGES)}")
+    if params.stages != sorted(params.stages, key=KNOWN_STAGES.index):
+        raise ParamsError(f"{path}: stages {params.stages} out of order; they run as {list(KNOWN_STAGES)}")
+    if "confidence" in params.stages and (params.data.confidence_size <= 0
+                                          or "confidence" not in params.prompt.levels):
+        raise ParamsError(f"{path}: stage confidence needs data.confidence_size > 0 (got "
+                          f"{params.data.confidence_size}) and the confidence prompt level (prompt.levels: "
+                          f"{params.prompt.levels})")
+    weights = params.grpo.get("reward_weights")
+    if weights is not None and (not isinstance(weights, list) or len(weights) != len(params.rewards.funcs)):
+        raise ParamsError(f"{path}: grpo.reward_weights = {_short(weights)}: expected one weight for each of "
+                          f"the {len(params.rewards.funcs)} rewards.funcs {params.rewards.funcs}")
+    if params.data.data_dir is not None and not resolve(params.data.data_dir).is_dir():
+        raise ParamsError(f"{path}: data.data_dir = {params.data.data_dir!r}: expected an existing folder "
+                          f"(the corpora root); {resolve(params.data.data_dir)} does not exist")
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -180,7 +290,10 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def _scalar(raw: str):
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:  # e.g. "a: b" or "[1": the text as given
+        return raw
     if isinstance(value, str):  # YAML 1.1 reads '1e-4' as a string
         try:
             return float(value)
@@ -190,12 +303,14 @@ def _scalar(raw: str):
 
 
 def apply_overrides(raw: dict, overrides: dict) -> dict:
-    merged = json.loads(json.dumps(raw))  # deep copy of plain YAML data
+    merged = json.loads(json.dumps(raw, default=str))  # deep copy of plain YAML data
     for dotted, value in overrides.items():
         node = merged
         *parents, last = dotted.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # `-p lora.r=8` where the file says `lora: null`
+                node[part] = {}
+            node = node[part]
             if not isinstance(node, dict):
                 raise ParamsError(f"override {dotted!r}: {part!r} is not a section")
         node[last] = value
@@ -211,10 +326,7 @@ def read_composed(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         raise ParamsError(f"{chain[-1]}: key base: files form a cycle: {' -> '.join(str(p) for p in chain + (path,))}")
     if chain and not path.is_file():
         raise ParamsError(f"{chain[-1]}: key base: {path} does not exist")
-    with open(path, encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle) or {}
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of params, got {type(raw).__name__}")
+    raw = _read_yaml(path)
     base = raw.pop("base", None)
     if base is None:
         return raw
@@ -234,46 +346,202 @@ def deep_merge(base: dict, top: dict) -> dict:
     return merged
 
 
-def load(path: str | Path, overrides: dict | None = None) -> Params:
-    """Read a params YAML, apply dotted overrides, validate, return Params."""
-    path = resolve(path)
-    raw = read_composed(path)
-    params = _build(Params, apply_overrides(raw, overrides or {}), str(path))
-    if isinstance(params.stages, str):  # `-p stages=grpo`: one stage, not its letters
-        params.stages = [params.stages]
-    bad = [s for s in params.stages if s not in KNOWN_STAGES]
-    if bad:
-        raise ParamsError(f"{path}: stages {bad} unknown; valid: {list(KNOWN_STAGES)}")
-    if params.stages != sorted(params.stages, key=KNOWN_STAGES.index):
-        raise ParamsError(f"{path}: stages {params.stages} out of order; they run as {list(KNOWN_STAGES)}")
-    if "confidence" in params.stages and (params.data.confidence_size <= 0
-                                          or "confidence" not in params.prompt.levels):
-        raise ParamsError(f"{path}: stage confidence needs data.confidence_size > 0 (got "
-                          f"{params.data.confidence_size}) and the confidence prompt level (prompt.levels: "
-                          f"{params.prompt.levels})")
-    if params.confidence.target not in ("group", "sample"):
-        raise ParamsError(f"{path}: confidence.target {params.confidence.target!r}: expected group or sample")
-    if params.confidence.answer not in ("own", "gold"):
-        raise ParamsError(f"{path}: confidence.answer {params.confidence.answer!r}: expected own or gold")
-    weights = params.grpo.get("reward_weights")
-    if weights is not None and len(weights) != len(params.rewards.funcs):
-        raise ParamsError(f"{path}: grpo.reward_weights has {len(weights)} values for "
-                          f"{len(params.rewards.funcs)} rewards.funcs {params.rewards.funcs}")
-    return params
+# ---------------------------------------------------------------- preflight: what needs TRL, PEFT, corpora
+BUILTIN_MODELS = ("smollm2-135m", "tiny-random")  # built by grasp_lib.models on first use
+TRAINER_SECTIONS = {"sft": "SFTConfig", "confidence_sft": "SFTConfig", "dpo": "DPOConfig", "grpo": "GRPOConfig"}
+# grasp's own keys inside a trainer section (true/false switches), removed before the config class is built
+GRASP_SECTION_KEYS = {"grpo": ("constrained_rollouts",)}
+# Ranges the config classes do not check themselves (0 generations divides by zero deep inside TRL)
+TRAINER_RANGES = {
+    "learning_rate": {"gt": 0}, "num_train_epochs": {"gt": 0}, "max_steps": {"ge": -1},
+    "per_device_train_batch_size": {"ge": 1}, "per_device_eval_batch_size": {"ge": 1},
+    "gradient_accumulation_steps": {"ge": 1}, "num_generations": {"ge": 2}, "max_completion_length": {"ge": 1},
+    "max_prompt_length": {"ge": 1}, "max_length": {"ge": 1}, "save_steps": {"gt": 0}, "logging_steps": {"gt": 0},
+    "warmup_steps": {"ge": 0}, "warmup_ratio": {"ge": 0, "le": 1}, "weight_decay": {"ge": 0},
+    "max_grad_norm": {"ge": 0}, "temperature": {"gt": 0}, "top_p": {"gt": 0, "le": 1}, "beta": {"ge": 0},
+    "epsilon": {"ge": 0}, "epsilon_high": {"ge": 0}, "save_total_limit": {"ge": 1},
+    "r": {"ge": 1}, "lora_alpha": {"gt": 0}, "lora_dropout": {"ge": 0, "lt": 1},
+}
+
+
+def trainer_defaults(output_dir: Path, seed: int) -> dict:
+    """Settings every stage needs; params override them. TRL defaults to bf16, which is 22x slower
+    on a CPU without native bf16, and to gradient checkpointing, which only costs time at this size."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {"output_dir": str(output_dir), "seed": seed, "data_seed": seed, "bf16": cuda and torch.cuda.is_bf16_supported(),
+            "use_cpu": not cuda, "gradient_checkpointing": False, "report_to": "none",
+            "save_strategy": "no",  # params: save_strategy: steps, save_steps: N -> resumable checkpoints
+            "logging_steps": 1, "dataloader_num_workers": 0, "disable_tqdm": False}
+
+
+def preflight(params: Params, source: str | Path = "") -> None:
+    """Every check that needs the heavy libraries, before any notebook runs (ParamsError naming `source`,
+    the params file, and the key): trainer and LoRA sections built into their TRL/PEFT classes, rewards
+    built, datasets, splits and the data root looked up, the model name resolved. Cached per process."""
+    try:
+        for name, cls_name in TRAINER_SECTIONS.items():
+            _check_trainer_section(name, cls_name, _frozen(trainer_fields(params, name)), params.seed)
+        if params.lora:
+            _check_trainer_section("lora", "LoraConfig", _frozen(params.lora), params.seed)
+        _check_rewards(params)
+        _check_data(params.data)
+        unknown_levels = sorted(set(params.prompt.levels) - set(_prompt_levels()))
+        if unknown_levels:
+            raise ParamsError(f"prompt.levels: unknown level(s) {unknown_levels}; valid: {list(_prompt_levels())}")
+        resolve_model(params.model)
+    except ParamsError as err:
+        raise ParamsError(f"{source}: {err}" if source else str(err)) from None
+
+
+def trainer_fields(params: Params, section: str) -> dict:
+    """A trainer section without grasp's own keys (GRASP_SECTION_KEYS), which must be true or false."""
+    values, own = getattr(params, section), GRASP_SECTION_KEYS.get(section, ())
+    for key in own:
+        if not isinstance(values.get(key, False), bool):
+            raise ParamsError(f"{section}.{key}: expected true or false, got {values[key]!r}")
+    return {k: v for k, v in values.items() if k not in own}
+
+
+def _frozen(values: dict) -> str:
+    return json.dumps(values, sort_keys=True, default=str)
+
+
+def _config_class(cls_name: str):
+    if cls_name == "LoraConfig":
+        from peft import LoraConfig
+
+        return LoraConfig
+    import trl
+
+    return getattr(trl, cls_name)
+
+
+@functools.lru_cache(maxsize=64)  # the same section is checked once per process (TRL's import is the cost)
+def _check_trainer_section(name: str, cls_name: str, frozen: str, seed: int) -> None:
+    values, cls = json.loads(frozen), _config_class(cls_name)
+    check_section(values, cls, name)
+    check_values(values, cls, name)
+    try:
+        with warnings.catch_warnings():  # deprecation notes belong to the stage that trains, not to this check
+            warnings.simplefilter("ignore")
+            _build_config(cls, cls_name, values, name, seed)
+    except Exception as err:  # the config class's own checks: any exception type, message kept
+        raise ParamsError(f"{name}: {cls_name} rejects these settings {values}: {type(err).__name__}: {err}") from None
+
+
+def _build_config(cls, cls_name: str, values: dict, name: str, seed: int):
+    """The config a stage builds (models.load_model's LoraConfig; the stages' trainer_defaults | section)."""
+    if cls_name == "LoraConfig":
+        return cls(task_type="CAUSAL_LM", **values)
+    return cls(**(trainer_defaults(REPO_ROOT / "runs" / "_preflight" / name, seed) | values))
 
 
 def check_section(values: dict, config_cls, where: str) -> None:
     """Raise if a section has keys that `config_cls` (a TRL/PEFT dataclass) does not know."""
-    valid = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - valid)
-    if unknown:
-        hints = {k: difflib.get_close_matches(k, valid, n=3) for k in unknown}
-        raise ParamsError(f"{where}: unknown key(s) {unknown} for {config_cls.__name__} (close matches: "
-                          f"{hints}); valid keys: {sorted(valid)}")
+    _reject_unknown(values, [f.name for f in dataclasses.fields(config_cls)], where, f" for {config_cls.__name__}")
 
 
+def check_values(values: dict, config_cls, where: str) -> None:
+    """Each value against the config field's type (strict: '1e-4' is text, not a number) and TRAINER_RANGES."""
+    problems = []
+    for key, value in values.items():
+        checks = [_field_adapter(config_cls, key)] + ([_range_adapter(key)] if _is_number(value) else [])
+        for adapter in filter(None, checks):
+            try:
+                adapter.validate_python(value)
+            except ValidationError as err:
+                problems += _problems(err, f"{where}.{key}")
+                break
+    if problems:
+        raise ParamsError("; ".join(problems))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_adapter(config_cls, key: str) -> TypeAdapter | None:
+    import typing
+
+    try:
+        hint = typing.get_type_hints(config_cls)[key]
+        return TypeAdapter(hint, config=ConfigDict(strict=True))
+    except Exception:  # a type pydantic cannot check: the config class's own checks remain
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _range_adapter(key: str) -> TypeAdapter | None:
+    bounds = TRAINER_RANGES.get(key)
+    return TypeAdapter(Annotated[float, Field(**bounds)]) if bounds else None
+
+
+def _check_rewards(params: Params) -> None:
+    from .rewards import build_rewards
+
+    try:
+        build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ParamsError(f"rewards: {err.args[0] if err.args else err}") from None
+
+
+def _check_data(data: DataParams) -> None:
+    """Dataset names and splits exist in the corpus registry; the data root exists."""
+    from . import corpora
+    from .tasks import FAMILIES
+
+    for name in data.mixture or {data.dataset: None}:
+        key = "data.mixture" if data.mixture else "data.dataset"
+        if name not in corpora.REGISTRY:
+            raise ParamsError(f"{key}: unknown dataset {name!r}; known: {sorted(corpora.REGISTRY)}")
+        if data.train_split not in corpora.REGISTRY[name]:
+            raise ParamsError(f"data.train_split = {data.train_split!r}: dataset {name!r} has splits "
+                              f"{sorted(corpora.REGISTRY[name])}")
+    if data.curriculum is not None and data.curriculum not in FAMILIES:
+        raise ParamsError(f"data.curriculum = {data.curriculum!r}: expected a task family {sorted(FAMILIES)}")
+    try:
+        data_root(data.data_dir)
+    except FileNotFoundError as err:
+        raise ParamsError(str(err)) from None
+
+
+def _prompt_levels() -> tuple[str, ...]:
+    from .prompts import LEVELS
+
+    return LEVELS
+
+
+def resolve_model(name: str) -> str:
+    """Where `name` loads from: "built-in", a local folder, the Hugging Face cache, or "hub" (only when the
+    hub is reachable, HF_HUB_OFFLINE unset); otherwise a ParamsError naming the model."""
+    if name in BUILTIN_MODELS:
+        return "built-in"
+    local = resolve(name)
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ParamsError(f"model = {name!r}: the folder {local} has no config.json")
+        return str(local)
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except Exception:  # not a valid hub id (HFValidationError): it can only be a missing folder
+        cached = False
+    if isinstance(cached, str):
+        return cached
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() not in {"1", "ON", "YES", "TRUE"} and cached is None:
+        return "hub"
+    raise ParamsError(f"model = {name!r}: expected a built-in name {list(BUILTIN_MODELS)}, a local folder "
+                      f"(no {local}) or a model in the Hugging Face cache ({constants.HF_HUB_CACHE}); the hub "
+                      f"is offline here (HF_HUB_OFFLINE=1)")
+
+
+# ---------------------------------------------------------------- the run folder's record
 LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "papermill", "unsloth",
-             "nervaluate", "rapidfuzz", "matplotlib", "seaborn")
+             "nervaluate", "rapidfuzz", "matplotlib", "seaborn", "pydantic")
 
 
 def versions() -> dict[str, str | None]:

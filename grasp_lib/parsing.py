@@ -7,6 +7,10 @@ Status: "valid" (the whole completion is JSON of the task's schema), "repaired" 
 code fences, a <think> block or prose around it, missing closing brackets, items of the wrong shape
 dropped), "unparsable" (nothing usable). A last line "Confidence: N%" (the `confidence` prompt level)
 is part of the schema, not prose: `stated_confidence` reads it and `parse` sets it aside.
+
+Bounded work on any input: time linear in the completion's length (no pattern backtracks over a run
+of whitespace), no recursion deeper than MAX_DEPTH, and completions over MAX_CHARS are unparsable with
+a reason starting "too long" (counted apart from other failures by that reason).
 """
 
 from __future__ import annotations
@@ -16,13 +20,29 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .tasks import FAMILIES
+
 VALID, REPAIRED, UNPARSABLE = "valid", "repaired", "unparsable"
-_THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL)
-_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
+TOO_LONG = "too long"  # the reason of a completion over MAX_CHARS (status unparsable)
+MAX_CHARS = 200_000  # ~50x what 256 tokens can spell; a runaway generation beyond it is not read
+MAX_DEPTH = 32  # JSON nesting; every task schema needs at most 3 levels
+_CACHED_CHARS = 8192  # longer completions are parsed again rather than held in the cache
+# match() at position 0 only; the lazy .*? stops at the first </think>
+_THINK = re.compile(r"\s*<think>.*?</think>\s*", re.DOTALL)
 _DECODER = json.JSONDecoder()
-# "confidence: 80%", "Confidence 0.8", a JSON key "confidence": 0.8 (BioRLHF V4's pattern)
-_CONFIDENCE = re.compile(r"confiden\w*\W{0,4}(\d{1,3}(?:\.\d+)?)\s*(%?)", re.IGNORECASE)
-_CONFIDENCE_LINE = re.compile(r"\s*confidence\s*:\s*\d{1,3}(?:\.\d+)?\s*%?\s*$", re.IGNORECASE)
+# "confidence: 80%", "Confidence 0.8", a JSON key "confidence": 0.8 (BioRLHF V4's pattern). The letters
+# after "confiden" are matched atomically ((?=(x))\1: no backtracking into them, as the next part can
+# never match a letter), so "confidenconfiden..." costs one pass.
+_CONFIDENCE = re.compile(r"confiden(?=([a-z_]{0,16}))\1\W{0,4}(?P<number>\d{1,3}(?:\.\d+)?)\s*(?P<percent>%?)",
+                         re.IGNORECASE)
+# the same as a last line; searched in the right-stripped text and anchored at its end (\Z)
+_CONFIDENCE_LINE = re.compile(r"confidence\s*:\s*\d{1,3}(?:\.\d+)?\s*%?\Z", re.IGNORECASE)
+# bracket structure: strings and other text dropped with regular expressions (C), then one loop over brackets
+# a JSON string with its escapes; one that never closes runs to the end and leaves its quote (group 1),
+# so no quote is tried twice
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|(")[^"\\]*(?:\\.[^"\\]*)*\\?\Z', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_CLOSER = {"[": "]", "{": "}"}
 
 
 def stated_confidence(text: str) -> float | None:
@@ -34,11 +54,11 @@ def stated_confidence(text: str) -> float | None:
     """
     if not isinstance(text, str):
         return None
-    m = _CONFIDENCE.search(text)
+    m = _CONFIDENCE.search(text[:MAX_CHARS])
     if not m:
         return None
-    value = float(m.group(1))
-    value = value / 100 if m.group(2) or value > 1 else value
+    value = float(m.group("number"))
+    value = value / 100 if m.group("percent") or value > 1 else value
     return min(1.0, value)
 
 
@@ -61,11 +81,16 @@ class Parsed:
 
 
 def without_confidence(text: str) -> str:
-    """The completion without a final "Confidence: N%" line (what the `confidence` prompt level adds)."""
-    return _CONFIDENCE_LINE.sub("", text)
+    """The completion without a final "Confidence: N%" line (what the `confidence` prompt level adds).
+
+    >>> without_confidence('{"Chemical": []}\\n  Confidence: 75% \\n')
+    '{"Chemical": []}'
+    """
+    stripped = text.rstrip()
+    m = _CONFIDENCE_LINE.search(stripped)
+    return stripped[:m.start()].rstrip() if m else text
 
 
-@lru_cache(maxsize=65536)  # GRPO scores each completion with several rewards: parse once
 def parse(completion: str, labels: tuple[str, ...], family: str = "ner",
           relation_labels: tuple[str, ...] = ()) -> Parsed:
     """Parse a completion for a task family.
@@ -78,9 +103,19 @@ def parse(completion: str, labels: tuple[str, ...], family: str = "ner",
     (('naloxone', 'Chemical'),)
     >>> parse('Sure! {"Chemical": ["naloxone"]', ("Chemical", "Disease")).status
     'repaired'
+    >>> parse('[' * 10000, ("Chemical",)).reason
+    'JSON nested deeper than 32 levels'
     """
     if not isinstance(completion, str):
         return Parsed(UNPARSABLE, reason=f"completion is {type(completion).__name__}, not str")
+    if len(completion) > MAX_CHARS:
+        return Parsed(UNPARSABLE, reason=f"{TOO_LONG}: {len(completion)} characters, more than {MAX_CHARS}")
+    if len(completion) > _CACHED_CHARS:
+        return _parse(completion, labels, family, relation_labels)
+    return _parse_cached(completion, labels, family, relation_labels)
+
+
+def _parse(completion: str, labels: tuple[str, ...], family: str, relation_labels: tuple[str, ...]) -> Parsed:
     think_match = _THINK.match(completion)
     think = completion[think_match.start():think_match.end()] if think_match else ""
     body = completion[think_match.end():] if think_match else completion
@@ -97,147 +132,91 @@ def parse(completion: str, labels: tuple[str, ...], family: str = "ner",
     return Parsed(REPAIRED if reasons else VALID, reason=reasons, think=think, **fields)
 
 
+_parse_cached = lru_cache(maxsize=65536)(_parse)  # GRPO scores each completion with several rewards: parse once
+parse.cache_clear = _parse_cached.cache_clear  # rewards.common.clear_caches empties it
+parse.cache_info = _parse_cached.cache_info
+
+
 def _load_json(body: str) -> tuple[object | None, str]:
     """(value, what was repaired) or (None, why not)."""
     stripped = body.strip()
-    try:
-        return json.loads(stripped), ""
-    except ValueError:
-        pass
-    unfenced = _FENCE.sub("", stripped)
+    unfenced = _unfence(stripped)
     starts = [i for i in (unfenced.find("{"), unfenced.find("[")) if i >= 0]
+    fragment = unfenced[min(starts):] if starts else ""
+    # nesting checked before json recurses into it (fewer openers than MAX_DEPTH cannot nest deeper)
+    scan = _scan(fragment) if fragment.count("[") + fragment.count("{") > MAX_DEPTH else None
+    if scan and scan[2]:
+        return None, f"JSON nested deeper than {MAX_DEPTH} levels"
+    if not stripped.startswith(("[", "{")):  # a bracket start is decoded once, below
+        value = _json_or_none(json.loads, stripped)
+        if value is not None:
+            return value[0], ""
     if not starts:
         return None, "no JSON object or list found"
-    start = min(starts)
-    try:
-        value, end = _DECODER.raw_decode(unfenced, start)
-        return value, "text around the JSON"
-    except ValueError:
-        pass
-    closed = _close_brackets(unfenced[start:])
-    if closed is not None:
-        try:
-            return json.loads(closed), "missing closing brackets"
-        except ValueError:
-            pass
+    decoded = _json_or_none(_DECODER.raw_decode, fragment)
+    if decoded is not None:
+        value, end = decoded[0]
+        alone = stripped.startswith(("[", "{")) and end == len(stripped)  # the completion is this JSON alone
+        return value, "" if alone else "text around the JSON"
+    closed = _close_brackets(fragment, scan)
+    value = _json_or_none(json.loads, closed) if closed is not None else None
+    if value is not None:
+        return value[0], "missing closing brackets"
     return None, "invalid JSON"
 
 
-def _close_brackets(fragment: str) -> str | None:
-    """Append the closers a truncated JSON fragment lacks (an open string is closed first)."""
-    stack, in_string, escaped = [], False, False
-    for ch in fragment:
-        if in_string:
-            escaped = ch == "\\" and not escaped
-            if ch == '"' and not escaped:
-                in_string = False
-            continue
-        if ch == '"':
-            in_string = True
-        elif ch in "[{":
-            stack.append("]" if ch == "[" else "}")
-        elif ch in "]}":
-            if not stack or stack.pop() != ch:
-                return None
-    if not stack and not in_string:
+def _json_or_none(decode, text: str) -> tuple[object] | None:
+    """(value,) or None where `text` is not JSON (a 1-tuple, since null is a value)."""
+    try:
+        return (decode(text),)
+    except (ValueError, RecursionError):  # RecursionError: a safety net, _scan caps the depth first
+        return None
+
+
+def _unfence(text: str) -> str:
+    """`text` without a leading ``` (or ```json) and a trailing ``` fence (string operations: linear)."""
+    if text.startswith("```"):
+        text = text[3:]
+        text = (text[4:] if text.startswith("json") else text).lstrip()
+    if text.endswith("```"):
+        text = text[:-3].rstrip()
+    return text
+
+
+def _scan(fragment: str) -> tuple[list[str] | None, bool, bool]:
+    """(the closers still open, innermost last, or None at a closer that matches no opener; whether the
+    fragment ends inside a string; whether the nesting exceeds MAX_DEPTH, where the scan stops).
+    Strings are read with their escapes (a `\\"` does not end one)."""
+    # the text between strings and each string's group 1 (None, or the quote of one that runs to the end);
+    # split and join stay in C, a sub with a replacement template costs a Python call per string
+    outside = "".join(filter(None, _STRING.split(fragment)))
+    quote = outside.find('"')  # the quote of a string that runs to the end
+    closers = []
+    for bracket in _NOT_BRACKET.sub("", outside[:quote] if quote >= 0 else outside):
+        if bracket in _CLOSER:
+            closers.append(_CLOSER[bracket])
+            if len(closers) > MAX_DEPTH:
+                return closers, quote >= 0, True
+        elif not closers or closers.pop() != bracket:
+            return None, quote >= 0, False
+    return closers, quote >= 0, False
+
+
+def _close_brackets(fragment: str, scan: tuple[list[str] | None, bool, bool] | None = None) -> str | None:
+    """Append the closers a truncated JSON fragment lacks (an open string is closed first); `scan`:
+    _scan(fragment) when the caller has it.
+
+    >>> json.loads(_close_brackets('{"Chemical": ["5\\\\"-AMP", "nalox'))
+    {'Chemical': ['5"-AMP', 'nalox']}
+    """
+    closers, in_string, too_deep = scan or _scan(fragment)
+    if closers is None or too_deep or (not closers and not in_string):
         return None
     tail = fragment.rstrip().rstrip(",")
-    return tail + ('"' if in_string else "") + "".join(reversed(stack))
+    if in_string and (len(tail) - len(tail.rstrip("\\"))) % 2:
+        tail = tail[:-1]  # a dangling backslash would escape the closing quote
+    return tail + ('"' if in_string else "") + "".join(reversed(closers))
 
 
-def _to_mentions(value: object, labels: tuple[str, ...]) -> tuple[list | None, str]:
-    """Typed mentions from either accepted shape; drops (and reports) items of the wrong shape."""
-    mentions, dropped = [], []
-    if isinstance(value, dict):
-        for label, items in value.items():
-            if label not in labels:
-                dropped.append(f"unknown type {label!r}")
-            elif not isinstance(items, list):
-                dropped.append(f"{label!r} is not a list")
-            else:
-                mentions += [(item, label) for item in items if isinstance(item, str)]
-                dropped += [f"non-string item under {label!r}" for item in items if not isinstance(item, str)]
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict) and isinstance(item.get("text"), str) and item.get("type") in labels:
-                mentions.append((item["text"], item["type"]))
-            else:
-                dropped.append(f"item {str(item)[:40]!r} is not {{text, type}} with a known type")
-    else:
-        return None, f"top-level JSON is {type(value).__name__}, expected an object or a list"
-    return mentions, "; ".join(dropped)
-
-
-def _ner(value, labels, _relation_labels):
-    mentions, problems = _to_mentions(value, labels)
-    return (None if mentions is None else {"mentions": tuple(mentions)}), problems
-
-
-def _triples_from(items, labels) -> tuple[list | None, list[str]]:
-    if not isinstance(items, list):
-        return None, [f"relations must be a list, got {type(items).__name__}"]
-    triples, dropped = [], []
-    for item in items:
-        if (isinstance(item, list) and len(item) == 3 and all(isinstance(x, str) for x in item)
-                and item[1] in labels):
-            triples.append(tuple(item))
-        else:
-            dropped.append(f"item {str(item)[:40]!r} is not [head, relation, tail] with a known relation")
-    return triples, dropped
-
-
-def _triples(value, labels, _relation_labels):
-    """[["head", "RELATION", "tail"], ...]"""
-    triples, dropped = _triples_from(value, labels)
-    if triples is None:
-        return None, "; ".join(dropped)
-    return {"relations": tuple(triples)}, "; ".join(dropped)
-
-
-def _re_label(value, labels, _relation_labels):
-    """{"relation": "LABEL"} for the marked pair; the label must be one of the task's labels."""
-    if not isinstance(value, dict) or not isinstance(value.get("relation"), str):
-        return None, 'expected {"relation": "<label>"}'
-    if value["relation"] not in labels:
-        return None, f"unknown relation label {value['relation']!r}"
-    extra = sorted(set(value) - {"relation"})
-    return {"label": value["relation"]}, (f"extra keys {extra}" if extra else "")
-
-
-def _nary(value, labels, _relation_labels):
-    """[{"drugs": ["a", "b", ...], "label": "POS"}, ...]; an empty list means no combination."""
-    if not isinstance(value, list):
-        return None, f"expected a list of combinations, got {type(value).__name__}"
-    combos, dropped = [], []
-    for item in value:
-        drugs = item.get("drugs") if isinstance(item, dict) else None
-        if (isinstance(drugs, list) and all(isinstance(d, str) for d in drugs)
-                and item.get("label") in labels):
-            combos.append((tuple(drugs), item["label"]))
-        else:
-            dropped.append(f"item {str(item)[:40]!r} is not {{drugs: [...], label}} with a known label")
-    return {"combinations": tuple(combos)}, "; ".join(dropped)
-
-
-def _joint(value, labels, relation_labels):
-    """{"entities": {"Type": [...]}, "relations": [["head", "REL", "tail"], ...]}"""
-    if not isinstance(value, dict) or "entities" not in value:
-        return None, 'expected {"entities": {...}, "relations": [...]}'
-    mentions, problems = _to_mentions(value["entities"], labels)
-    if mentions is None:
-        return None, problems
-    triples, dropped = _triples_from(value.get("relations", []), relation_labels)
-    reasons = "; ".join([problems] * bool(problems) + (dropped or []))
-    if triples is None:
-        triples = []
-    return {"mentions": tuple(mentions), "relations": tuple(triples)}, reasons
-
-
-def _qa(value, _labels, _relation_labels):
-    """{"answer": "..."}"""
-    if not isinstance(value, dict) or not isinstance(value.get("answer"), str):
-        return None, 'expected {"answer": "<text>"}'
-    return {"answer": value["answer"]}, ""
-
-
-_CONVERTERS = {"ner": _ner, "triples": _triples, "re": _re_label, "nary": _nary, "joint": _joint, "qa": _qa}
+# The per-family converters (JSON value -> typed fields) live in the family records (tasks.FAMILIES).
+_CONVERTERS = {name: family.convert for name, family in FAMILIES.items()}

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
-from .tasks import FAMILIES, OUTPUT_SCHEMAS, TaskSpec
+from .run_files import data_path, read_jsonl
+from .tasks import TaskSpec, family_of, get_task, grouped_mentions, target_json
 
 LEVELS = ("role", "task", "labels", "schema", "few_shot", "reasoning", "confidence")
 CONFIDENCE_LINE = "Confidence: {percent}%"  # what the confidence level asks for; parsing.stated_confidence reads it
@@ -20,10 +22,7 @@ CONFIDENCE_LINE = "Confidence: {percent}%"  # what the confidence level asks for
 
 def ner_target(entities: list[dict], labels: list[str]) -> str:
     """Gold NER answer: mentions grouped by type, in text order, repeats kept (one per occurrence)."""
-    grouped: dict[str, list[str]] = {label: [] for label in labels}
-    for ent in sorted(entities, key=lambda e: (e["start"], e["end"])):
-        grouped.setdefault(ent["type"], []).append(ent["text"])
-    return json.dumps(grouped, ensure_ascii=False)
+    return json.dumps(grouped_mentions(entities, labels), ensure_ascii=False)
 
 
 MARKERS = (("<< ", " >>"), ("[[ ", " ]]"))  # pairwise RE: first argument in the text, then the second
@@ -31,23 +30,7 @@ MARKERS = (("<< ", " >>"), ("[[ ", " ]]"))  # pairwise RE: first argument in the
 
 def build_target(row: dict, spec: TaskSpec) -> str:
     """Gold answer of a row in its family's output schema: exactly the JSON that parsing.parse reads."""
-    family = spec.family
-    if family == "ner":
-        return ner_target(row["entities"], spec.label_names)
-    triples = [[r["head"], r["relation"], r["tail"]] for r in row.get("relations") or []]
-    if family == "triples":
-        return json.dumps(triples, ensure_ascii=False)
-    if family == "joint":
-        return json.dumps({"entities": json.loads(ner_target(row["entities"], spec.label_names)),
-                           "relations": triples}, ensure_ascii=False)
-    if family == "re":
-        return json.dumps({"relation": row["label"]}, ensure_ascii=False)
-    if family == "nary":
-        return json.dumps([{"drugs": list(c["drugs"]), "label": c["label"]} for c in row.get("combinations") or []],
-                          ensure_ascii=False)
-    if family == "qa":
-        return json.dumps({"answer": row["answer"]}, ensure_ascii=False)
-    raise ValueError(f"unknown task family {family!r}")
+    return target_json(row, spec)
 
 
 _BREAKS = re.compile(r'[;.!?\n"“”]')
@@ -80,28 +63,39 @@ def reasoning_target(row: dict, spec: TaskSpec) -> str:
     </think>
     {"Chemical": ["Naloxone"], "Disease": []}
     """
-    family, text, lines = spec.family, row.get("text") or "", []
-    if family in ("ner", "joint"):
-        seen = set()
-        for e in sorted(row.get("entities") or [], key=lambda e: (e["start"], e["end"])):
-            if (e["text"], e["type"]) in seen:
-                continue
-            seen.add((e["text"], e["type"]))
-            evidence = _evidence(text, e["start"], e["end"]) if text[e["start"]:e["end"]] == e["text"] else ""
-            lines.append(f"{_q(e['text'])} in {_q(evidence)} -> {e['type']}" if evidence and evidence != e["text"]
-                         else f"{_q(e['text'])} -> {e['type']}")
-    if family in ("triples", "joint"):
-        lines += [f"{_q(r['head'])} {r['relation']} {_q(r['tail'])}" for r in row.get("relations") or []]
-    if family == "re":
-        first, second = sorted(row["entities"], key=lambda e: (e["start"], e["end"]))
-        lines.append(f"{_q(first['text'])} and {_q(second['text'])} -> {row['label']}")
-    if family == "nary":
-        lines += [" + ".join(_q(d) for d in c["drugs"]) + f" -> {c['label']}" for c in row.get("combinations") or []]
-    if family == "qa":
-        lines.append(f"Answer: {row['answer']}")
+    text = row.get("text") or ""
+    lines = [line for part in family_of(spec).parts for line in _PLAN[part.name](row, text)]
     if not lines:
         lines.append("No " + " or ".join(spec.label_names) + " in the text.")
     return "<think>\n" + "\n".join(lines) + "\n</think>\n" + build_target(row, spec)
+
+
+def _entity_plan(row: dict, text: str) -> list[str]:
+    lines, seen = [], set()
+    for e in sorted(row.get("entities") or [], key=lambda e: (e["start"], e["end"])):
+        if (e["text"], e["type"]) in seen:
+            continue
+        seen.add((e["text"], e["type"]))
+        evidence = _evidence(text, e["start"], e["end"]) if text[e["start"]:e["end"]] == e["text"] else ""
+        lines.append(f"{_q(e['text'])} in {_q(evidence)} -> {e['type']}" if evidence and evidence != e["text"]
+                     else f"{_q(e['text'])} -> {e['type']}")
+    return lines
+
+
+def _label_plan(row: dict, text: str) -> list[str]:
+    first, second = sorted(row["entities"], key=lambda e: (e["start"], e["end"]))
+    return [f"{_q(first['text'])} and {_q(second['text'])} -> {row['label']}"]
+
+
+_PLAN = {  # one <think> line per answer item, for each part of a family's answer
+    "entities": _entity_plan,
+    "relations": lambda row, text: [f"{_q(r['head'])} {r['relation']} {_q(r['tail'])}"
+                                    for r in row.get("relations") or []],
+    "label": _label_plan,
+    "combinations": lambda row, text: [" + ".join(_q(d) for d in c["drugs"]) + f" -> {c['label']}"
+                                       for c in row.get("combinations") or []],
+    "answer": lambda row, text: [f"Answer: {row['answer']}"],
+}
 
 
 def mark_entities(text: str, entities: list[dict]) -> str:
@@ -120,20 +114,7 @@ def mark_entities(text: str, entities: list[dict]) -> str:
 
 def input_text(row: dict, spec: TaskSpec) -> str:
     """What the model reads: the row's text, with the two arguments marked for pairwise RE."""
-    return mark_entities(row["text"], row["entities"]) if spec.family == "re" else row["text"]
-
-
-def _schema_example(spec: TaskSpec) -> str:
-    first = spec.label_names[0] if spec.labels else "label"
-    examples = {
-        "re": {"relation": first},
-        "triples": [["head", first, "tail"]],
-        "nary": [{"drugs": ["drug A", "drug B"], "label": first}],
-        "joint": {"entities": {label: [] for label in spec.label_names},
-                  "relations": [["head", next(iter(spec.relation_labels), "REL"), "tail"]]},
-        "qa": {"answer": "..."},
-    }
-    return json.dumps(examples[spec.family])
+    return mark_entities(row["text"], row["entities"]) if family_of(spec).marks_pair else row["text"]
 
 
 def system_prompt(spec: TaskSpec, levels: list[str], shots: list[dict] | None = None) -> str:
@@ -141,34 +122,26 @@ def system_prompt(spec: TaskSpec, levels: list[str], shots: list[dict] | None = 
     if unknown:
         raise ValueError(f"unknown prompt levels {sorted(unknown)}; valid: {list(LEVELS)}")
     # Terse on purpose: on CPU every prompt token is paid for in every SFT step and every rollout.
-    parts = []
+    family, parts = family_of(spec), []
     if "role" in levels:
         parts.append(f"You are a biomedical text-mining expert. Domain: {spec.domain}.")
     if "task" in levels:
-        marked = " The pair is marked << >> and [[ ]]." if spec.family == "re" else ""
-        parts.append(f"Task ({spec.family.upper()}): {FAMILIES[spec.family]}{marked}")
-    if "labels" in levels and spec.family != "qa":
-        name = "Types" if spec.family in ("ner", "joint") else "Labels"
-        parts.append(f"{name}: " + "; ".join(f"{k} = {v}" for k, v in spec.labels.items()) + ".")
+        marked = " The pair is marked << >> and [[ ]]." if family.marks_pair else ""
+        parts.append(f"Task ({family.name.upper()}): {family.definition}{marked}")
+    if "labels" in levels and family.label_heading:
+        parts.append(f"{family.label_heading}: " + "; ".join(f"{k} = {v}" for k, v in spec.labels.items()) + ".")
         if spec.relation_labels:
             parts.append("Relations: " + "; ".join(f"{k} = {v}" for k, v in spec.relation_labels.items()) + ".")
     if "schema" in levels:
-        example = json.dumps({label: [] for label in spec.label_names}) if spec.family == "ner" \
-            else _schema_example(spec)
         only = "" if "confidence" in levels else " JSON only."  # the confidence line follows the JSON
-        parts.append(f"Output: {OUTPUT_SCHEMAS[spec.family]}, e.g. {example}.{only}")
+        parts.append(f"Output: {family.output_schema}, e.g. {json.dumps(family.example(spec))}.{only}")
     if "few_shot" in levels and shots:
         own = [s for s in shots if s.get("dataset", spec.dataset) == spec.dataset]
         if own:
             parts.append("Examples:\n" + "\n".join(
                 f"Text: {input_text(s, spec)}\nAnswer: {build_target(s, spec)}" for s in own))
     if "reasoning" in levels:
-        if spec.family == "ner":
-            parts.append("First think inside <think>...</think>: list candidate mentions with the words that "
-                         "show their type, then give the JSON answer.")
-        else:
-            parts.append("First think inside <think>...</think>: quote the words of the text that support "
-                         "each answer item, then give the JSON answer.")
+        parts.append(f"First think inside <think>...</think>: {family.reasoning_hint}, then give the JSON answer.")
     if "confidence" in levels:
         parts.append("After the JSON, one last line: " + CONFIDENCE_LINE.format(percent="N")
                      + ", the chance (0-100) that your answer is exactly right.")
@@ -197,3 +170,15 @@ def level_table(spec: TaskSpec, text: str, levels: list[str], tokenizer, shots: 
         rows.append({"levels": "+".join(used) or "(none)", "added": used[-1] if used else "-",
                      "tokens": len(tokenizer(rendered, add_special_tokens=False)["input_ids"]), "prompt": rendered})
     return rows
+
+
+def shots_for(params, run_dir: str | Path) -> list[dict]:
+    """Few-shot examples: the first `prompt.few_shot` rows of the run's data/sft.jsonl (fixed by the data seed)."""
+    if "few_shot" not in params.prompt.levels or not params.prompt.few_shot:
+        return []
+    return read_jsonl(data_path(run_dir, "sft"))[:params.prompt.few_shot]
+
+
+def prompt_messages(row: dict, params, shots: list[dict]) -> list[dict]:
+    """Chat messages for a data row with the params' prompt levels (training, evaluation and sampling)."""
+    return row_messages(row, get_task(row["dataset"]), params.prompt.levels, shots)

@@ -2,17 +2,23 @@
 
 Each notebook gets the same three parameters (params_path, overrides, run_dir); its executed copy goes
 to runs/<name>/notebooks/. The first failing notebook stops the run with a non-zero exit.
+Before any kernel starts: every params value is checked (params.load and params.preflight), the run
+folder is locked (runs/<name>/run.lock: a second run on the same folder fails at once), and the sha256
+of the corpus files notebook 01 reads are written to runs/<name>/data/inputs.json.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
 
-from .params import Params, load, write_run_info
+from .params import Params, load, preflight, write_run_info
 from .paths import REPO_ROOT, resolve
 from .progress import reporting_to
 
@@ -25,8 +31,77 @@ ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_
                "MALLOC_TOP_PAD_": "1073741824", "MALLOC_MMAP_THRESHOLD_": "8589934592"}
 
 
+def set_environment() -> None:
+    for key, value in ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+
+
 class NotebookFailed(RuntimeError):
     pass
+
+
+class RunLocked(RuntimeError):
+    """Another live process is running in this run folder; the message names its pid."""
+
+
+LOCK_FILE = "run.lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold `run_dir/run.lock` (it names the owner: pid, host, start) while the run writes the folder.
+    A second run on the same folder raises RunLocked at once, naming the owner. The lock is an fcntl
+    lock, which the kernel releases when its process ends however it ends: the lock file of a run that
+    died is taken over (and said so), never left to block the next run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "owner unknown"
+        handle.close()
+        raise RunLocked(f"run folder {run_dir} is in use by another run ({owner}; lock file {path}): wait "
+                        f"for it to finish or stop it, or give this run another params name") from None
+    handle.seek(0)
+    previous = handle.read().strip()
+    if previous:
+        print(f"taking over {path} from a run that is gone ({previous})", file=sys.stderr)
+    _write_owner(handle, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    try:
+        yield path
+    finally:
+        _write_owner(handle, "")  # an empty lock file: released cleanly
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _write_owner(handle, owner: str) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(owner)
+    handle.flush()
+
+
+def record_inputs(params: Params, run_dir: Path) -> Path:
+    """data/inputs.json: the sha256 of the corpus files notebook 01 reads (each dataset's train split and
+    eval split), checked against grasp_lib/corpora/checksums.sha256; a mismatch is printed as a warning."""
+    from . import corpora
+
+    pairs = []
+    for name in params.data.mixture or {params.data.dataset: None}:
+        # the eval split notebook 01 uses (examples.sample_splits): the named one where the dataset has it
+        eval_split = params.data.eval_split if params.data.eval_split in corpora.REGISTRY[name] else "test"
+        pairs += [(name, params.data.train_split), (name, eval_split)]
+    record = corpora.input_checksums(pairs, params.data.data_dir)
+    target = run_dir / "data" / "inputs.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(record, indent=2))
+    if record["changed"] or record["missing"]:
+        print(f"warning: corpus files differ from grasp_lib/corpora/checksums.sha256 (changed: {record['changed']}, "
+              f"missing: {record['missing']}); `python -m grasp_lib data verify` checks them all", file=sys.stderr)
+    return target
 
 
 def run_notebooks(params_path: str, overrides: dict, run_dir: Path, notebooks: list[str],
@@ -34,8 +109,7 @@ def run_notebooks(params_path: str, overrides: dict, run_dir: Path, notebooks: l
     """Execute notebooks in order; returns wall seconds per notebook; raises NotebookFailed on the first error."""
     import papermill
 
-    for key, value in ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
+    set_environment()
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     timings = {}
@@ -73,14 +147,30 @@ def f1_summary(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def run(params_path: str, overrides: dict, notebooks: list[str] | None = None) -> int:
-    params: Params = load(params_path, overrides)  # fail fast on bad keys, before any kernel starts
-    run_dir = resolve(Path("runs") / params.name)
-    write_run_info(params, run_dir, "run")
+def run(params_path: str, overrides: dict, notebooks: list[str] | None = None,
+        run_dir: str | Path | None = None) -> int:
+    """Check every param, lock the run folder (runs/<name> unless `run_dir`), record the inputs, run the
+    notebooks. Raises ParamsError / RunLocked before any kernel starts."""
+    set_environment()  # before preflight too: the model check sees the hub offline
+    notebooks = notebooks or NOTEBOOKS
+    unknown = [n for n in notebooks if n not in NOTEBOOKS]
+    if unknown:
+        raise KeyError(f"notebooks {unknown} unknown; valid: {NOTEBOOKS}")
+    params: Params = load(params_path, overrides)  # fail fast on bad keys and values, before any kernel starts
+    preflight(params, resolve(params_path))  # TRL/PEFT sections, rewards, datasets, model (imports TRL once)
+    run_dir = resolve(run_dir or Path("runs") / params.name)
+    with run_lock(run_dir):
+        write_run_info(params, run_dir, "run")
+        if "01_data" in notebooks:
+            record_inputs(params, run_dir)
+        return _run_and_report(params, params_path, overrides, run_dir, notebooks)
+
+
+def _run_and_report(params: Params, params_path: str, overrides: dict, run_dir: Path, notebooks: list[str]) -> int:
     started = time.time()
     try:
         with reporting_to(run_dir / "progress.jsonl"):  # training steps and generation bars, from the kernels
-            timings = run_notebooks(params_path, overrides, run_dir, notebooks or NOTEBOOKS)
+            timings = run_notebooks(params_path, overrides, run_dir, notebooks)
     except NotebookFailed as err:
         print(f"FAILED: {err}", file=sys.stderr)
         return 1

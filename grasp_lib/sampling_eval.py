@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .evaluation import stage_models
-from .examples import read_jsonl, write_jsonl
 from .infer import generate_result
 from .models import generation_engine, load_model
 from .params import Params
-from .train.common import prompt_messages, shots_for
+from .prompts import prompt_messages, shots_for
+from .run_files import data_path, read_jsonl, samples_path, write_jsonl
 
 
 def sample_stage(params: Params, run_dir: Path, stage: str) -> Path:
@@ -23,7 +23,7 @@ def sample_stage(params: Params, run_dir: Path, stage: str) -> Path:
     models = stage_models(params, run_dir)
     if stage not in models:
         raise KeyError(f"stage {stage!r} not in this run; stages: {list(models)}")
-    rows = read_jsonl(run_dir / "data" / "eval.jsonl")
+    rows = read_jsonl(data_path(run_dir, "eval"))
     model, tokenizer, _ = load_model(models[stage])
     conversations = [prompt_messages(r, params, shots_for(params, run_dir)) for r in rows]
     out = []
@@ -37,9 +37,7 @@ def sample_stage(params: Params, run_dir: Path, stage: str) -> Path:
         out += [{"stage": stage, "id": row["id"], "dataset": row.get("dataset", ""), "temperature": float(t),
                  "sample": k, "completion": text}
                 for row, texts in zip(rows, result.texts) for k, text in enumerate(texts)]
-    path = run_dir / "results" / f"samples_{stage}.jsonl"
-    write_jsonl(out, path)
-    return path
+    return write_jsonl(out, samples_path(run_dir, stage))
 
 
 def sample_run(params: Params, run_dir: Path) -> list[Path]:

@@ -1,44 +1,28 @@
 """Statistics over saved predictions: bootstrap intervals, paired bootstrap tests between stages,
 Best-F1@K / Avg@K over K sampled completions, F1 against temperature, calibration (ECE).
 
-Everything starts from per-example counts that `metrics.score_predictions` computes for one example at a
-time (the same parser and matcher as the rewards and the corpus metrics), so a corpus F1 here is exactly
-the F1 of results/metrics.json, and resampling examples is summing their counts again.
+Everything starts from per-example counts of the family's headline view (tasks.FAMILIES: the same parser
+and scoring as the rewards and the corpus metrics), so a corpus F1 here is exactly the F1 of
+results/metrics.json, and resampling examples is summing their counts again.
 
-A per-example item: {"id", "dataset", "family", "tp_p", "tp_r", "pred", "gold", "f1", "per_type"}.
-Precision = sum tp_p / sum pred, recall = sum tp_r / sum gold (tp_p == tp_r except for n-ary partial
-credit); QA token F1 is an average, stored as tp = score with pred = gold = 1.
+A per-example item: {"id", "dataset", "family", "tp_p", "tp_r", "pred", "gold", "f1", "exact", "per_type",
+"status"}. Precision = sum tp_p / sum pred, recall = sum tp_r / sum gold; QA token F1 is an average,
+stored as tp = score with pred = gold = 1. `f1` is 0 for an unparsable answer (as the rewards score it).
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from .examples import read_jsonl
-from .metrics import score_predictions
+from .metrics import parsed_row
 from .parsing import stated_confidence  # noqa: F401  (part of this module's API: calibration reads it)
-
-# family -> path to a {tp, pred, gold} (or {precision, recall, pred, gold}) dict in score_predictions'
-# per-dataset result, for the headline score; NER schemes are chosen by the caller.
-COUNT_PATHS = {"re": ("micro",), "triples": ("strict",), "nary": ("pos_exact",), "joint": ("relations", "strict")}
-
+from . import run_files
+from .run_files import data_path, join, load_run, read_jsonl, samples_paths  # noqa: F401  (load_run: API)
 
 # ---------------------------------------------------------------- per-example counts
-
-
-def _key(row: dict) -> tuple[str, str]:
-    return row.get("dataset", ""), str(row["id"])
-
-
-def _counts(d: dict) -> tuple[float, float, float, float]:
-    pred, gold = float(d.get("pred", 0)), float(d.get("gold", 0))
-    if "tp" in d:
-        return float(d["tp"]), float(d["tp"]), pred, gold
-    return d.get("precision", 0.0) * pred, d.get("recall", 0.0) * gold, pred, gold  # n-ary credits
 
 
 def f1_from(tp_p, tp_r, pred, gold):
@@ -50,50 +34,30 @@ def f1_from(tp_p, tp_r, pred, gold):
     return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
 
 
+def _as_tuple(c: dict) -> tuple[float, float, float, float]:
+    return float(c["tp_p"]), float(c["tp_r"]), float(c["pred"]), float(c["gold"])
+
+
 def score_example(row: dict, completion: str, scheme: str = "strict") -> dict:
-    """Counts of one completion on one eval row (NER: `scheme` of strict/exact/partial/type)."""
-    metrics, _ = score_predictions([row], [completion])
-    result = metrics
-    family = "ner"
-    if "datasets" in metrics:
-        result = metrics["datasets"][row["dataset"]]
-        family = result["family"]
-    per_type = {}
-    if family == "ner":
-        counts = _counts(result[scheme]["micro"])
-        per_type = {label: _counts(v) for label, v in result[scheme]["per_type"].items()}
-    elif family == "qa":
-        value = float(result["token_f1"])
-        counts = (value, value, 1.0, 1.0)
-    else:
-        node = result
-        for key in COUNT_PATHS[family]:
-            node = node[key]
-        counts = _counts(node)
-    tp_p, tp_r, pred, gold = counts
-    f1 = 1.0 if pred == 0 and gold == 0 else float(f1_from(tp_p, tp_r, pred, gold))
-    return {"id": str(row["id"]), "dataset": row.get("dataset", ""), "family": family, "tp_p": tp_p, "tp_r": tp_r,
-            "pred": pred, "gold": gold, "f1": f1, "per_type": per_type, "status": metrics["parse_status"]}
+    """Counts of one completion on one eval row under its family's headline view (an entity headline:
+    nervaluate's `scheme` of strict/exact/partial/type, strict reading)."""
+    spec, family, parsed = parsed_row(row, completion)
+    counts = family.headline_part.counts(parsed, row, spec, family.headline_view(scheme))
+    tp_p, tp_r, pred, gold = _as_tuple(counts["ALL"])
+    f1 = 0.0 if not parsed.ok else (1.0 if pred == 0 and gold == 0 else float(f1_from(tp_p, tp_r, pred, gold)))
+    return {"id": str(row["id"]), "dataset": row.get("dataset", ""), "family": family.name, "tp_p": tp_p,
+            "tp_r": tp_r, "pred": pred, "gold": gold, "f1": f1, "exact": family.exactly_right(parsed, row, spec),
+            "per_type": {label: _as_tuple(c) for label, c in counts.items() if label != "ALL"},
+            "status": {parsed.status: 1}}
 
 
 def per_example(rows: list[dict], records: list[dict], scheme: str = "strict") -> dict[str, list[dict]]:
     """{stage: [item per record, in record order]} joining prediction records to eval rows by (dataset, id)."""
-    by_key = {_key(r): r for r in rows}
     out: dict[str, list[dict]] = defaultdict(list)
-    for rec in records:
-        row = by_key.get(_key(rec)) or by_key.get(("", str(rec["id"]))) or next(
-            (r for k, r in by_key.items() if k[1] == str(rec["id"])), None)
-        if row is None:
-            raise KeyError(f"prediction for id {rec['id']!r} has no row in the eval data")
+    for rec, row in zip(records, join(rows, records)):
         item = score_example(row, rec["completion"], scheme)
         out[rec.get("stage", "")].append(item | {k: rec[k] for k in ("temperature", "sample") if k in rec})
     return dict(out)
-
-
-def load_run(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
-    """(eval rows, prediction records) of a run folder."""
-    run_dir = Path(run_dir)
-    return read_jsonl(run_dir / "data" / "eval.jsonl"), read_jsonl(run_dir / "results" / "predictions.jsonl")
 
 
 def _arrays(items: list[dict], label: str | None = None) -> np.ndarray:
@@ -231,11 +195,10 @@ def f1_by_temperature(items: list[dict], n_boot: int = 1000, seed: int = 0) -> l
 
 def load_samples(run_dir: str | Path, scheme: str = "strict") -> dict[str, list[dict]]:
     """{stage: items} from every results/samples_<stage>.jsonl of a run (empty when none was sampled)."""
-    run_dir = Path(run_dir)
-    files = sorted((run_dir / "results").glob("samples_*.jsonl"))
+    files = samples_paths(run_dir)
     if not files:
         return {}
-    rows = read_jsonl(run_dir / "data" / "eval.jsonl")
+    rows = read_jsonl(data_path(run_dir, "eval"))
     out = {}
     for path in files:
         out |= per_example(rows, read_jsonl(path), scheme)
@@ -246,10 +209,11 @@ def load_samples(run_dir: str | Path, scheme: str = "strict") -> dict[str, list[
 
 
 def exactly_right(item: dict) -> bool:
-    """An answer (a score_example item) is exactly right when it parses and its per-example F1 is 1: the
-    gold structure itself, or an empty answer where there is no gold. The event of the calibration
-    figure, of the confidence stage's targets and of the uncertainty reward's `exact` correctness."""
-    return item["f1"] == 1.0 and not item["status"].get("unparsable")
+    """An answer (a score_example item) is exactly right when it parses and every part of it equals the
+    gold (tasks.Family.exactly_right: the gold structure itself, or an empty answer where there is no
+    gold). The event of the calibration figure, of the confidence stage's targets and of the uncertainty
+    reward's `exact` correctness, and the binary reward."""
+    return bool(item["exact"])
 
 
 def calibration(confidences: list[float], correct: list[float], bins: int = 10) -> dict:
@@ -300,7 +264,4 @@ def run_calibration(run_dir: str | Path, bins: int = 10, scheme: str = "strict")
 
 def write_json(obj, path: str | Path) -> Path:
     """Deterministic JSON (sorted keys) for the statistics files under results/."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    return path
+    return run_files.write_json(obj, path, sort_keys=True)

@@ -6,7 +6,7 @@ import pytest
 
 from grasp_lib.evaluation import dataset_table, f1_table
 from grasp_lib.examples import allocate, curriculum_order, curriculum_stages, dataset_rows, sample_splits
-from grasp_lib.metrics import nary_scores, qa_scores, re_scores, score_predictions, triple_scores
+from grasp_lib.metrics import score_predictions
 from grasp_lib.params import DataParams
 from grasp_lib.prompts import build_target
 from grasp_lib.tasks import get_task
@@ -79,33 +79,6 @@ def test_bc2gm_rows_carry_alternatives_in_row_offsets():
     rows, _ = dataset_rows("bc2gm", "dev")
     with_alt = next(r for r in rows if r["alternatives"])
     assert all(with_alt["text"][a["start"]:a["end"]] == a["text"] for a in with_alt["alternatives"])
-
-
-@pytest.mark.parametrize("preds, golds, negative, f1", [
-    (["a", "b", "none"], ["a", "a", "none"], "none", 2 * 0.5 * 0.5 / 1.0),  # tp 1, pred 2, gold 2
-    (["none", "none"], ["none", "none"], "none", 0.0),  # no positives at all
-    ([None, "a"], ["a", "a"], None, 2 * 1 * 0.5 / 1.5),  # unparsable: a miss, not a default class
-])
-def test_re_scores_table(preds, golds, negative, f1):
-    assert re_scores(preds, golds, ["a", "b", "none"], negative)["micro"]["f1"] == pytest.approx(f1)
-
-
-def test_nary_scores_exact_partial_pos_any():
-    gold = [[(("a", "b", "c"), "POS"), (("d", "e"), "COMB")]]
-    pred = [[(("A", "b"), "POS"), (("d", "e"), "NEG")]]
-    s = nary_scores(pred, gold)
-    assert s["pos_exact"]["f1"] == 0.0
-    assert s["pos_partial"]["precision"] == pytest.approx(2 / 3)  # Jaccard {a,b} vs {a,b,c}
-    assert s["any_exact"]["f1"] == pytest.approx(0.5)  # {d,e} matches, labels ignored
-    assert s["any_partial"]["recall"] == pytest.approx((2 / 3 + 1) / 2)
-    assert nary_scores([[(("a", "x"), "POS")]], [[(("a", "b", "c"), "POS")]])["pos_partial"]["f1"] == 0.0  # 1 shared
-
-
-def test_triple_and_qa_scores():
-    s = triple_scores([[("CNN", "Used-For", "X"), ("CNN", "Used-For", "X")]], [[("cnn", "Used-For", "x")]])
-    assert s["strict"]["precision"] == 0.5 and s["strict"]["recall"] == 1.0
-    q = qa_scores(["8,484 DEGs", "about 112", None], ["8,484 DEGs", "112 DEGs", "x"])
-    assert q["exact_match"] == pytest.approx(1 / 3) and q["token_f1"] == pytest.approx((1 + 0.5) / 3)
 
 
 def test_score_predictions_multi_dataset_and_bc2gm_alternatives():

@@ -1,3 +1,4 @@
+import json
 import random
 
 import pytest
@@ -95,3 +96,87 @@ def test_mention_not_in_text_is_a_false_positive_of_its_type():
     assert sum(t["pred"] for t in strict["per_type"].values()) == strict["micro"]["pred"] == 4
     assert strict["micro"]["precision"] == pytest.approx(2 / 4)
     assert [p["start"] for p in records[0]["predicted"]] == [0, None, None, 18]  # records keep None
+
+
+def _perturbed_answer(row: dict, rng: random.Random) -> str:
+    """A plausible model answer: gold mentions kept, dropped, retyped, re-cased, extended by a word,
+    repeated, or a hallucination added."""
+    words = row["text"].split()
+    mentions = []
+    for e in row["entities"]:
+        kind = rng.choice(["keep", "keep", "keep", "drop", "retype", "lower", "extend", "twice"])
+        text, label = e["text"], e["type"]
+        if kind == "retype":
+            label = "Disease" if label == "Chemical" else "Chemical"
+        elif kind == "lower":
+            text = text.lower()
+        elif kind == "extend":
+            text = row["text"][e["start"]:].split(" ", 2)[:2]
+            text = " ".join(text)
+        mentions += [(text, label)] * (2 if kind == "twice" else kind != "drop")
+    if rng.random() < 0.3:
+        mentions.append((rng.choice(words), "Chemical"))
+    if rng.random() < 0.2:
+        mentions.append(("aspirinol", "Chemical"))
+    rng.shuffle(mentions)
+    return json.dumps([{"text": m, "type": t} for m, t in mentions])
+
+
+def test_strict_agrees_with_nervaluate_and_set_f1_with_plain_sets_on_real_sentences():
+    """On 400 BC5CDR test sentences with perturbed gold answers: the strict F1 equals nervaluate's strict F1
+    on the spans the mentions are shown at, and the set F1 equals a plain set F1 of (sentence, string, type)."""
+    from grasp_lib.examples import build_examples
+    from grasp_lib.metrics import cross_check
+
+    examples, _ = build_examples("bc5cdr", "test", "sentence")
+    rng = random.Random(0)
+    rows = [e.to_row() for e in rng.sample(examples, 400)]
+    completions = [_perturbed_answer(r, rng) for r in rows]
+    check = cross_check(rows, completions)
+    assert check["strict"] == pytest.approx(check["nervaluate_strict"])
+    # nervaluate in answer order lets an overlapping mention listed first use up a gold entity
+    assert check["nervaluate_listed"] < check["strict"]
+    assert check["set"] == pytest.approx(check["plain_set"])
+    metrics, _ = score_predictions(rows, completions)
+    assert metrics["strict"]["micro"]["f1"] == pytest.approx(check["strict"])
+    assert 0.4 < metrics["strict"]["micro"]["f1"] < metrics["lenient"]["strict"]["micro"]["f1"] < 0.95
+
+
+def _dataset_metrics(dataset: str, golds: list[dict], completions: list[str]) -> dict:
+    rows = [{"id": str(i), "dataset": dataset, "text": "x", "entities": []} | g for i, g in enumerate(golds)]
+    return score_predictions(rows, completions)[0]["datasets"][dataset]
+
+
+@pytest.mark.parametrize("preds, golds, f1", [
+    (["mechanism", "effect", "none"], ["mechanism", "mechanism", "none"], 2 * 0.5 * 0.5 / 1.0),  # tp 1, pred 2, gold 2
+    (["none", "none"], ["none", "none"], 0.0),  # no positives at all
+    ([None, "mechanism"], ["mechanism", "mechanism"], 2 * 1 * 0.5 / 1.5),  # unparsable: a miss, not a default class
+])
+def test_relation_label_micro_f1_over_positive_classes(preds, golds, f1):
+    completions = ["no json" if p is None else json.dumps({"relation": p}) for p in preds]
+    result = _dataset_metrics("ddi", [{"label": g} for g in golds], completions)
+    assert result["micro"]["f1"] == pytest.approx(f1)
+    assert result["accuracy"] == pytest.approx(sum(p == g for p, g in zip(preds, golds)) / len(golds))
+
+
+def test_nary_views_exact_partial_pos_any_labelled():
+    gold = {"combinations": [{"drugs": ["a", "b", "c"], "label": "POS"}, {"drugs": ["d", "e"], "label": "COMB"}]}
+    pred = '[{"drugs": ["A", "b"], "label": "POS"}, {"drugs": ["d", "e"], "label": "NEG"}]'
+    s = _dataset_metrics("drugcomb", [gold], [pred])
+    assert s["pos_exact"]["f1"] == 0.0
+    assert s["pos_partial"]["precision"] == pytest.approx(2 / 3)  # Jaccard {a,b} vs {a,b,c}
+    assert s["any_exact"]["f1"] == pytest.approx(0.5)  # {d,e} matches, labels ignored
+    assert s["any_partial"]["recall"] == pytest.approx((2 / 3 + 1) / 2)
+    assert s["labelled_partial"]["recall"] == pytest.approx(2 / 3 / 2)  # {d,e} has the wrong label
+    one_shared = _dataset_metrics("drugcomb", [{"combinations": [{"drugs": ["a", "b", "c"], "label": "POS"}]}],
+                                  ['[{"drugs": ["a", "x"], "label": "POS"}]'])
+    assert one_shared["pos_partial"]["f1"] == 0.0
+
+
+def test_triples_and_qa():
+    s = _dataset_metrics("bc5cdr-cid", [{"relations": [{"head": "cnn", "relation": "CID", "tail": "x"}]}],
+                         ['[["CNN", "CID", "X"], ["CNN", "CID", "X"]]'])
+    assert s["strict"]["precision"] == 0.5 and s["strict"]["recall"] == 1.0  # the repeat matches nothing
+    q = _dataset_metrics("biorlhf", [{"answer": a} for a in ("8,484 DEGs", "112 DEGs", "x")],
+                         ['{"answer": "8,484 DEGs"}', '{"answer": "about 112"}', "none"])
+    assert q["exact_match"] == pytest.approx(1 / 3) and q["token_f1"] == pytest.approx((1 + 0.5) / 3)

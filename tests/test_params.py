@@ -1,6 +1,6 @@
 import pytest
 
-from grasp_lib.params import ParamsError, check_section, load, parse_override, write_run_info
+from grasp_lib.params import ParamsError, check_section, load, parse_override, preflight, resolve_model, write_run_info
 from grasp_lib.paths import REPO_ROOT
 
 
@@ -12,7 +12,8 @@ def test_quick_params_load():
 def test_unknown_key_lists_valid_keys(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndata:\n  sft_sizes: 3\n")
-    with pytest.raises(ParamsError, match=r"bad.yaml.data: unknown key\(s\) \['sft_sizes'\]; valid keys: .*sft_size"):
+    with pytest.raises(ParamsError, match=r"bad.yaml: data: unknown key\(s\) \['sft_sizes'\] \(close matches: "
+                                          r"\{'sft_sizes': \['sft_size'.*\}\); valid keys: .*sft_size"):
         load(bad)
 
 
@@ -47,16 +48,62 @@ def test_run_info_has_params_versions_and_commit(tmp_path):
 
 
 @pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "params").glob("*.yaml")))
-def test_every_params_file_validates_including_trainer_sections(path):
-    from peft import LoraConfig
-    from trl import DPOConfig, GRPOConfig, SFTConfig
+def test_every_params_file_passes_preflight(path, monkeypatch):
+    """Trainer and LoRA sections built into their TRL/PEFT classes, rewards, datasets, the model."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # paper.yaml names a hub model: allowed where the hub is reachable
+    preflight(load(path), path)
 
-    params = load(path)
-    check_section(params.sft, SFTConfig, "sft")
-    check_section(params.dpo, DPOConfig, "dpo")
-    check_section(params.grpo, GRPOConfig, "grpo")
-    if params.lora:
-        check_section(params.lora, LoraConfig, "lora")
+
+def test_values_are_checked_with_key_value_and_expectation(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nseed: -1\ndata:\n  rl_size: 2.5\n  mixture: {bc5cdr: 0}\n"
+                   "eval:\n  temperatures: []\n  int8: 'yes'\n")
+    with pytest.raises(ParamsError) as err:
+        load(bad)
+    message = str(err.value)  # every problem of a section at once
+    for part in ("data.rl_size = 2.5: expected a valid integer", "data.mixture.bc5cdr = 0: expected greater than "
+                 "or equal to 1", "eval.temperatures = []: expected", "eval.int8 = 'yes': expected a valid boolean"):
+        assert part in message
+    with pytest.raises(ParamsError, match=r"name = 'a/b': expected .*pattern"):
+        load("params/smoke.yaml", {"name": "a/b"})  # the run folder's name
+    with pytest.raises(ParamsError, match="seed = -1"):
+        load("params/smoke.yaml", {"seed": -1})
+
+
+def test_one_name_is_a_list_and_yaml_text_numbers_get_a_hint():
+    assert load("params/smoke.yaml", {"rewards.funcs": "format", "grpo.reward_weights": [1.0]}).rewards.funcs == ["format"]
+    with pytest.raises(ParamsError, match=r"sft.learning_rate = '1e-4': expected a valid number \(YAML reads"):
+        preflight(load("params/smoke.yaml", {"sft.learning_rate": "1e-4"}))
+
+
+def test_override_of_a_null_section_creates_it():
+    assert load("params/quick.yaml", {"lora.r": 8}).lora == {"r": 8}
+
+
+def test_model_is_resolved_at_load_time(tmp_path, monkeypatch):
+    assert resolve_model("tiny-random") == "built-in"
+    (tmp_path / "m").mkdir()
+    with pytest.raises(ParamsError, match="has no config.json"):
+        resolve_model(str(tmp_path / "m"))
+    (tmp_path / "m" / "config.json").write_text("{}")
+    assert resolve_model(str(tmp_path / "m")) == str(tmp_path / "m")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ParamsError, match=r"model = 'org/not-cached': expected a built-in name .* offline"):
+        resolve_model("org/not-cached")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert resolve_model("org/not-cached") == "hub"
+    with pytest.raises(ParamsError, match="model = 'not a valid id!'"):
+        resolve_model("not a valid id!")
+
+
+def test_data_dir_relative_to_the_repository_and_must_exist(tmp_path):
+    from grasp_lib.paths import data_root
+
+    assert load("params/smoke.yaml", {"data.data_dir": "tests/fixtures"}).data.data_dir == "tests/fixtures"
+    assert data_root("tests/fixtures") == REPO_ROOT / "tests" / "fixtures"
+    with pytest.raises(FileNotFoundError, match="params data.data_dir = '.*nope': no such folder"):
+        data_root(str(tmp_path / "nope"))
+    assert data_root(str(tmp_path / "nope"), must_exist=False) == tmp_path / "nope"  # a fetch target
 
 
 def test_one_stage_override_is_a_list():

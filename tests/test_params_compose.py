@@ -33,7 +33,7 @@ def test_a_file_based_on_another_gets_its_values_then_overrides_apply(tmp_path):
 def test_a_key_of_the_merged_result_is_validated(tmp_path):
     (tmp_path / "parent.yaml").write_text("name: parent\n")
     (tmp_path / "child.yaml").write_text("base: parent.yaml\ndata: {sft_sizes: 3}\n")
-    with pytest.raises(ParamsError, match=r"child.yaml.data: unknown key\(s\) \['sft_sizes'\]"):
+    with pytest.raises(ParamsError, match=r"child.yaml: data: unknown key\(s\) \['sft_sizes'\]"):
         load(tmp_path / "child.yaml")
 
 
@@ -41,7 +41,7 @@ def test_a_key_of_the_merged_result_is_validated(tmp_path):
     ({"a.yaml": "base: missing.yaml\n"}, r"a.yaml: key base: .*missing.yaml does not exist"),
     ({"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"}, r"b.yaml: key base: files form a cycle: .*a.yaml -> .*b.yaml -> .*a.yaml"),
     ({"a.yaml": "base: [quick.yaml]\n"}, r"a.yaml: key base: expected a file name"),
-    ({"a.yaml": "- name\n"}, r"a.yaml: expected a mapping of params, got list"),
+    ({"a.yaml": "- name\n"}, r"a.yaml: expected a mapping of keys to values, got list"),
 ])
 def test_bad_base_errors_name_the_file_and_the_key(tmp_path, files, message):
     for name, text in files.items():

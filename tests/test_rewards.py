@@ -10,8 +10,8 @@ GOLD = [{"start": 0, "end": 8, "type": "Chemical", "text": "Naloxone"},
         {"start": 36, "end": 47, "type": "Disease", "text": "hypotension"}]
 
 
-def entity(completion, gold=GOLD, text=TEXT, task="ner"):
-    return EntityReward()([completion], text=[text], entities=[gold], dataset=["bc5cdr"], task=[task])[0]
+def entity(completion, gold=GOLD, text=TEXT, dataset="bc5cdr"):
+    return EntityReward()([completion], text=[text], entities=[gold], dataset=[dataset], task=["ner"])[0]
 
 
 @pytest.mark.parametrize("completion, expected", [
@@ -40,7 +40,7 @@ def test_entity_reward_hand_computed(completion, expected):
 def test_entity_reward_edge_cases():
     assert entity('{"Chemical": [], "Disease": []}', gold=[]) == 1.0  # empty gold, empty answer
     assert entity('{"Chemical": ["Naloxone"]}', gold=[]) == 0.0  # empty gold, something predicted
-    assert entity('{"Chemical": ["x"]}', task="re") is None  # not an NER row
+    assert entity('{"Chemical": ["x"]}', dataset="ddi") is None  # a row whose family has no entities
     unicode_text = "Ναλοξόνη reversed hypotension."
     gold = [{"start": 0, "end": 8, "type": "Chemical", "text": "Ναλοξόνη"}]
     assert entity('{"Chemical": ["Ναλοξόνη"]}', gold=gold, text=unicode_text) == 1.0

@@ -6,9 +6,9 @@ import pickle
 import pytest
 
 from grasp_lib import tasks
-from grasp_lib.rewards import (REWARDS, BinaryReward, ConsistencyReward, LengthReward, NaryReward, PathwayReward,
-                               ReasoningReward, RelationReward, TaskAdaptive, UncertaintyReward, VerifierReward,
-                               build_rewards, factual_reward, grounding_reward)
+from grasp_lib.rewards import (REWARDS, BinaryReward, ConsistencyReward, GroundingReward, LengthReward, NaryReward,
+                               PathwayReward, ReasoningReward, RelationReward, TaskAdaptive, UncertaintyReward,
+                               VerifierReward, build_rewards, factual_reward, grounding_reward)
 
 TEXT = "Naloxone reversed clonidine-induced hypotension."
 GOLD = [{"start": 0, "end": 8, "type": "Chemical", "text": "Naloxone"},
@@ -23,6 +23,8 @@ TEST_TASKS = {
     "t_nary": tasks.TaskSpec("t_nary", "nary", "test", {"POS": "p", "NEG": "n", "COMB": "c"}),
     "t_joint": tasks.TaskSpec("t_joint", "joint", "test", {"Chemical": "c", "Disease": "d"}, {"CID": "induces"}),
     "t_qa": tasks.TaskSpec("t_qa", "qa", "test", {}),
+    "t_sym": tasks.TaskSpec("t_sym", "triples", "test", {"INHIBITOR": "i", "ASSOCIATED": "s"},
+                            symmetric=frozenset({"ASSOCIATED"})),
 }
 
 
@@ -83,14 +85,19 @@ def test_relation_hand_computed(completion, gold, settings, expected):
 
 
 def test_relation_symmetric_types_ignore_direction():
+    """Symmetry is the task's (TaskSpec.symmetric): the same in the relation reward, binary and the metric."""
     gold = [{"head": "lithium", "relation": "ASSOCIATED", "tail": "tremor"}]
-    r = row("triples", "t_triples", "lithium and tremor", relations=gold)
     swapped = triples(("tremor", "ASSOCIATED", "lithium"))
-    assert call(RelationReward(), swapped, r) == 0.0
-    assert call(RelationReward(symmetric_relations=["ASSOCIATED"]), swapped, r) == 1.0
-    # built from params: the shared symmetric_relations setting reaches relation and binary
-    relation, binary = build_rewards(["relation", "binary"], {"symmetric_relations": ["ASSOCIATED"]})
-    assert call(relation, swapped, r) == 1.0 and call(binary, swapped, r) == 1.0
+    directed = row("triples", "t_triples", "lithium and tremor", relations=gold)
+    symmetric = row("triples", "t_sym", "lithium and tremor", relations=gold)
+    assert call(RelationReward(), swapped, directed) == call(BinaryReward(), swapped, directed) == 0.0
+    assert call(RelationReward(), swapped, symmetric) == call(BinaryReward(), swapped, symmetric) == 1.0
+    # partial credit for a symmetric type: an overlapping swapped triple earns its swapped credit
+    near = triples(("tremor", "ASSOCIATED", "lithium salts"))  # head 0.25 * 1/2 + tail 0.25 + relation 0.5
+    assert call(RelationReward(), near, symmetric) == pytest.approx(2 * 0.875 / 2)
+    assert call(RelationReward(), near, directed) == 0.0
+    with pytest.raises(ValueError, match="TaskSpec.symmetric"):
+        build_rewards(["relation", "binary"], {"symmetric_relations": ["ASSOCIATED"]})
 
 
 @pytest.mark.parametrize("completion, expected", [
@@ -150,7 +157,8 @@ def test_nary_hand_computed(completion, gold, expected):
     (PERFECT_NER, ner_row(), 1.0),
     ('{"Chemical": ["Naloxone", "aspirin"], "Disease": ["hypotension"]}', ner_row(), 2 / 3),
     ('{"Chemical": ["Naloxone", "Naloxone"], "Disease": []}', ner_row(), 1.0),  # repeats are length's business
-    ('{"Chemical": ["clonidin"], "Disease": ["HYPOTENSION"]}', ner_row(), 1.0),  # typo (fuzzy), case
+    # strict reading: "clonidin" is in the text verbatim (inside "clonidine"), "HYPOTENSION" is not
+    ('{"Chemical": ["clonidin"], "Disease": ["HYPOTENSION"]}', ner_row(), 0.5),
     ('{"Chemical": [], "Disease": []}', ner_row(), 1.0),  # nothing claimed, nothing hallucinated
     ("Naloxone and aspirin", ner_row(), 0.0),  # unparsable
     (combos((["aspirin", "warfarin"], "NEG"),), row("nary", "t_nary", "aspirin with heparin"), 0.5),
@@ -159,6 +167,13 @@ def test_nary_hand_computed(completion, gold, expected):
 ])
 def test_grounding_hand_computed(completion, r, expected):
     assert call(grounding_reward, completion, r) == (pytest.approx(expected) if expected is not None else None)
+
+
+@pytest.mark.parametrize("alignment, expected", [("verbatim", 0.0), ("normalised", 0.5), ("lenient", 1.0)])
+def test_grounding_alignment(alignment, expected):
+    """A typo (fuzzy: lenient only) and another case (normalised and lenient)."""
+    completion = '{"Chemical": ["clonnidine"], "Disease": ["HYPOTENSION"]}'
+    assert call(GroundingReward(alignment), completion, ner_row()) == pytest.approx(expected)
 
 
 # ---------------------------------------------------------------- length

@@ -8,8 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from grasp_lib import tasks
-from grasp_lib.matching import Span
-from grasp_lib.metrics import example_counts, prf, score_predictions
+from grasp_lib.metrics import score_predictions
 from grasp_lib.rewards import REWARDS, BinaryReward, EntityReward, NaryReward, RelationReward, build_rewards
 
 SPECS = {
@@ -107,21 +106,13 @@ def test_rewards_and_metrics_agree_on_the_same_predictions(case):
     strict = metrics["strict"]["micro"]["f1"]
     assert entity(pred, text, gold, overlap_weight=0.0, type_credit=0.0) == pytest.approx(strict)
     assert BinaryReward()([completion], **cols(r))[0] == float(strict == 1.0)
-    # and the partial schemes: the reward with full overlap and type credit never scores below "type" F1... the
-    # per-example counts of the metric are what the reward's matching uses
-    golds = [Span(g["start"], g["end"], g["type"]) for g in gold]
-    counts = example_counts([Span(text.find(m), text.find(m) + 5, t) if text.find(m) >= 0 else None
-                             for m, t in pred], golds, "strict")["ALL"]
-    assert prf(**counts)["f1"] == pytest.approx(strict)
 
 
 def test_gold_answers_on_real_sentences_score_the_same_in_rewards_and_metrics():
-    """On BC5CDR test sentences the gold answer scores 1 wherever the metric gives it strict F1 1; per
-    row the no-partial-credit entity reward equals the metric's strict F1, binary equals [F1 == 1].
-
-    (matching.align maps a mention to its first free occurrence, also inside a longer word: "dex" in
-    "dexamethasone" before the gold "dex". The metric and the rewards share that matcher, so they agree;
-    the gold answer then scores below 1 in both, on about 1.3% of test sentences.)"""
+    """On BC5CDR test sentences the gold answer has strict F1 1 (each mention is scored at the occurrence
+    that is its gold span: "dex" in "dexamethasone (dex)" is the second one); per row the
+    no-partial-credit entity reward equals the metric's strict F1, binary equals [F1 == 1], and every
+    reward gives the gold answer 1."""
     from grasp_lib.examples import build_examples
 
     examples, _ = build_examples("bc5cdr", "test", "sentence")
@@ -137,7 +128,7 @@ def test_gold_answers_on_real_sentences_score_the_same_in_rewards_and_metrics():
     for r, c in zip(rows, completions):
         metrics, _ = score_predictions([r], [c])
         strict.append(metrics["strict"]["micro"]["f1"] if r["entities"] else 1.0)
-    assert sum(f == 1.0 for f in strict) >= 0.95 * len(rows)
+    assert all(f == 1.0 for f in strict)
     columns = {k: [r[k] for r in rows] for k in rows[0] if k != "id"}
     no_partial = EntityReward(overlap_weight=0.0, type_credit=0.0)(completions, **columns)
     assert no_partial == pytest.approx(strict)
@@ -259,3 +250,83 @@ def test_any_string_never_raises_and_stays_in_range(completion, which):
         out = f([completion, [{"role": "assistant", "content": completion}]], **cols(r, 2))
         assert len(out) == 2 and out[0] == out[1]
         assert out[0] is None or 0.0 <= out[0] <= 1.0, (f.__name__, completion, out)
+
+
+# ------------------------------------------------------------------ adversarial completions, 10,000 per family
+# The gold answer of each ROWS entry in its family's schema: the seed the adversarial generator mutates.
+GOLD_ANSWERS = ['{"Chemical": ["Naloxone"], "Disease": []}', '[["aspirin", "INHIBITOR", "COX-1"]]',
+                '[{"drugs": ["a", "b"], "label": "POS"}]',
+                '{"entities": {"Chemical": ["cocaine"], "Disease": ["seizures"]}, "relations": [["cocaine", "CID", '
+                '"seizures"]]}', '{"relation": "CPR:4"}', '{"answer": "it increases COX-2"}']
+NOISE = ['[', ']', '{', '}', '"', '\\', ',', ':', ' ', '\n', '\\"', '```', '<think>', '</think>', 'null', '1e9',
+         'Confidence: 80%', '\u00e9', '\u2028', '\x00', '\ud7ff', 'confiden']
+
+
+def heavy_completions(answer: str) -> list[str]:
+    """The worst inputs known: deep nesting (10k levels), 100k-character whitespace runs where the old
+    patterns backtracked, long runs of escapes and strings, and a completion past parsing.MAX_CHARS."""
+    from grasp_lib.parsing import MAX_CHARS
+
+    run = " " * 100_000
+    return ["[" * 10_000, "{" * 10_000, "[" * 10_000 + "]" * 10_000, '{"Chemical": ' + "[" * 10_000,
+            '{"a": ' * 10_000 + "1" + "}" * 10_000, "[{" * 5_000 + answer, run + "x", run + answer + run,
+            answer + "\n" + run + "Confidence: 80%", "confidence:" + run + "x", "```" + run + "x",
+            "<think>" + run, answer[:-1] + run, '{"Chemical": ["' + run + '"]}', '["' + "\\" * 100_000,
+            '{"Chemical": ["' + '\\"' * 50_000, '{"Chemical": [' + '"a",' * 25_000, "confiden" * 12_500,
+            "\t\n" * 50_000 + "{", answer + "x" * MAX_CHARS]
+
+
+def light_completion(answer: str, rng: random.Random) -> str:
+    """The gold answer damaged the ways a policy damages it: cut, noise inserted, wrapped, repeated."""
+    text = answer
+    for _ in range(rng.choice([0, 1, 1, 2, 3, 6])):
+        kind = rng.randrange(5)
+        at = rng.randrange(len(text) + 1)
+        if kind == 0:
+            text = text[:at]
+        elif kind == 1:
+            text = text[:at] + rng.choice(NOISE) * rng.choice([1, 1, 2, 40]) + text[at:]
+        elif kind == 2:
+            text = rng.choice(["Sure: ", "```json\n", "<think>" + text[:at] + "</think>", "[" * 40]) + text
+        elif kind == 3:
+            text += rng.choice(["\nConfidence: 75%", " Hope it helps", "```", "]" * 3, text])
+        else:
+            text = "".join(rng.choice(NOISE + list("abc{}[]")) for _ in range(rng.randrange(60)))
+    return text
+
+
+def _in_unit_range(metrics: dict) -> bool:
+    """Every precision / recall / F1 / accuracy in the metrics is in [0, 1]."""
+    names = ("precision", "recall", "f1", "accuracy")
+    stack, ok = [metrics], True
+    while stack:
+        node = stack.pop()
+        for key, value in node.items():
+            if isinstance(value, dict):
+                stack.append(value)
+            elif key in names and isinstance(value, float):
+                ok = ok and 0.0 <= value <= 1.0
+    return ok
+
+
+@pytest.mark.slow  # about a minute: 60,000 completions through 13 rewards and the metrics
+@pytest.mark.parametrize("which", range(len(ROWS)), ids=[r["task"] for r in ROWS])
+def test_adversarial_completions_never_raise_and_stay_in_range(which):
+    from grasp_lib.parsing import REPAIRED, UNPARSABLE, VALID, parse
+
+    row, answer, rng = ROWS[which], GOLD_ANSWERS[which], random.Random(which)
+    heavy = heavy_completions(answer)
+    completions = heavy + [light_completion(answer, rng) for _ in range(10_000 - len(heavy))]
+    assert len(completions) == 10_000 and max(map(len, completions)) > 100_000
+    spec = tasks.get_task(row["dataset"])
+    statuses = {parse(c, *spec.parse_args()).status for c in completions}
+    assert statuses <= {VALID, REPAIRED, UNPARSABLE} and UNPARSABLE in statuses
+    for start in range(0, len(completions), 1000):  # TRL's way: one call per reward on a batch
+        batch = completions[start:start + 1000]
+        for f in ALL:
+            out = f(batch, **cols(row, len(batch)))
+            assert len(out) == len(batch)
+            assert all(v is None or 0.0 <= v <= 1.0 for v in out), f.__name__
+    metrics, records = score_predictions([row | {"id": str(i)} for i in range(len(completions))], completions)
+    assert sum(metrics["parse_status"].values()) == len(records) == 10_000
+    assert _in_unit_range(metrics)

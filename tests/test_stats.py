@@ -194,3 +194,22 @@ def test_sample_run_writes_k_samples_per_unit_and_temperature(tmp_path):
     items = stats.load_samples(tmp_path)["base"]
     at_one = [i for i in items if i["temperature"] == 1.0]
     assert len(items) == 8 and [r["k"] for r in stats.best_and_avg_at_k(at_one)] == [1, 2]
+
+
+@pytest.mark.parametrize("row, completion, expected", [
+    ({"id": "q", "dataset": "biorlhf", "text": "x", "answer": "COX-2 enzyme"}, '{"answer": "the COX-2 enzyme."}',
+     (1.0, 1.0, 1.0, 1.0, True)),
+    ({"id": "q", "dataset": "biorlhf", "text": "x", "answer": "COX-2 enzyme"}, '{"answer": "COX-2"}',
+     (2 / 3, 1.0, 1.0, 2 / 3, False)),
+    ({"id": "r", "dataset": "ddi", "text": "a b", "label": "none"}, '{"relation": "none"}',
+     (0.0, 0.0, 0.0, 1.0, True)),  # a right negative: nothing predicted, nothing gold
+    ({"id": "r", "dataset": "ddi", "text": "a b", "label": "none"}, "none", (0.0, 0.0, 0.0, 0.0, False)),  # unparsable
+    ({"id": "d", "dataset": "drugcomb", "text": "x", "combinations": [{"drugs": ["a", "b"], "label": "POS"}]},
+     '[{"drugs": ["b", "a"], "label": "POS"}, {"drugs": ["a", "b"], "label": "POS"}]', (1.0, 2.0, 1.0, 2 / 3, False)),
+])
+def test_score_example_for_other_families(row, completion, expected):
+    """The headline view of each family, one example: QA token F1, RE micro over positive labels, n-ary pos
+    exact matched one to one (a repeated combination is a false positive); `exact` is the binary verdict."""
+    got = stats.score_example(row, completion)
+    assert (got["tp_p"], got["pred"], got["gold"], got["f1"], got["exact"]) == pytest.approx(expected)
+    assert stats.exactly_right(got) is expected[-1]

@@ -7,7 +7,7 @@ import pytest
 from grasp_lib.corpora import REGISTRY
 from grasp_lib.parsing import parse
 from grasp_lib.prompts import build_target, input_text, mark_entities, system_prompt
-from grasp_lib.tasks import FAMILIES, OUTPUT_SCHEMAS, TASKS, get_task
+from grasp_lib.tasks import FAMILIES, OUTPUT_SCHEMAS, TASKS, family_of, get_task
 
 ROWS = {
     "ner": ("bc5cdr", {"text": "Naloxone reverses hypotension.", "entities": [
@@ -36,6 +36,9 @@ def test_every_corpus_has_a_task_and_every_family_is_covered():
         assert spec.metric
         assert spec.negative is None or spec.negative in spec.labels
     assert get_task("scier").relation_labels and get_task("gad").negative == "none"
+    for spec in TASKS.values():
+        assert spec.symmetric <= set(spec.relation_labels or spec.labels)  # symmetric types are its relation types
+        assert family_of(spec) is FAMILIES[spec.family] and family_of(spec.dataset) is FAMILIES[spec.family]
 
 
 def test_unknown_task_lists_known():
@@ -94,10 +97,10 @@ def test_input_text_marks_only_pairwise_re():
 def test_system_prompt_levels_for_every_dataset(name):
     spec = get_task(name)
     full = system_prompt(spec, ["role", "task", "labels", "schema", "reasoning"])
-    assert spec.domain in full and FAMILIES[spec.family] in full and "<think>" in full
+    assert spec.domain in full and FAMILIES[spec.family].definition in full and "<think>" in full
     example = full.split("e.g. ", 1)[1].rsplit(". JSON only.", 1)[0]
     assert parse(example, *spec.parse_args()).ok  # the schema example is itself a valid answer
-    if spec.family != "qa":
+    if family_of(spec).label_heading:
         assert all(label in full for label in spec.labels)
     assert system_prompt(spec, []) == ""
 

@@ -6,11 +6,13 @@ Each reader returns (documents, ReadReport). Files are read in place from the da
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from pathlib import Path
 
 from ..paths import data_root
 from ..schema import Document
+from . import fetch
 from .bc2gm import BC2GMDocument, read_bc2gm
 from .ddi import read_ddi
 from .jsonl_re import read_biobert_tsv, read_chemprot, strip_markers
@@ -95,10 +97,45 @@ def load(name: str, split: str, data_dir: str | Path | None = None) -> tuple[lis
     if split not in REGISTRY[name]:
         raise KeyError(f"dataset {name!r} has no split {split!r}; known: {sorted(REGISTRY[name])}")
     reader, relative = REGISTRY[name][split]
-    path = data_root(str(data_dir) if data_dir else None) / relative
+    root = data_root(str(data_dir) if data_dir else None)
+    path = root / relative
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: set data_dir in params or GRASP_DATA_DIR to the corpora root")
-    return reader(path)
+    docs, report = reader(path)
+    if not docs:
+        raise CorpusFormatError(f"{path}: no documents read ({report.read} annotations): the file is empty or "
+                                f"not in the format of {name} {split}")
+    _check_checksums(name, split, root, relative, docs, report)
+    return docs, report
+
+
+def _check_checksums(name: str, split: str, root: Path, relative: str, docs: list, report: ReadReport) -> None:
+    """Record the sha256 of the files read in report.files; warn (with counts) where one differs from
+    checksums.sha256 or is missing: changed or truncated since fetch."""
+    found = fetch.check_files(root, relative)
+    report.files = found["sha256"]
+    if found["changed"] or found["missing"]:
+        bad = found["changed"] + found["missing"]
+        warnings.warn(fetch.ChecksumWarning(
+            f"{name} {split}: {len(found['changed'])} file(s) differ from grasp_lib/corpora/checksums.sha256 and "
+            f"{len(found['missing'])} listed file(s) are missing under {root} (changed or truncated since they "
+            f"were fetched), e.g. {bad[:3]}; read anyway: {len(docs)} documents, {report.read} annotations "
+            f"({report.converted} converted, {report.n_rejected} rejected). `python -m grasp_lib data verify` "
+            f"re-checks every file; `data fetch` restores them"), stacklevel=2)
+
+
+def input_checksums(names_splits: list[tuple[str, str]], data_dir: str | Path | None = None) -> dict:
+    """What a run reads, for its run folder (data/inputs.json): the data root and, per data-root file of
+    the given (dataset, split) pairs, its sha256 and whether it matches checksums.sha256."""
+    root = data_root(str(data_dir) if data_dir else None)
+    files, changed, missing = {}, [], []
+    for name, split in names_splits:
+        found = fetch.check_files(root, REGISTRY[name][split][1])
+        files |= found["sha256"]
+        changed += found["changed"]
+        missing += found["missing"]
+    return {"data_root": str(root), "sha256": dict(sorted(files.items())), "changed": sorted(set(changed)),
+            "missing": sorted(set(missing))}
 
 
 def counts_table(data_dir: str | Path | None = None, folds: bool = False) -> list[dict]:
@@ -114,6 +151,6 @@ def counts_table(data_dir: str | Path | None = None, folds: bool = False) -> lis
     return rows
 
 
-__all__ = ["counts_table", "REGISTRY", "load", "read_pubtator", "read_ncbi", "read_bc2gm", "read_standoff", "read_chemprot",
+__all__ = ["counts_table", "REGISTRY", "load", "input_checksums", "read_pubtator", "read_ncbi", "read_bc2gm", "read_standoff", "read_chemprot",
            "read_biobert_tsv", "read_ddi", "read_drugcomb", "read_scier", "read_biorlhf", "strip_markers",
            "BC2GMDocument", "ReadReport", "CorpusFormatError"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..schema import Document, Entity
-from .report import CorpusFormatError, ReadReport
+from .report import CorpusFormatError, ReadReport, utf8_reader
 
 
 @dataclass
@@ -20,6 +20,7 @@ class BC2GMDocument(Document):
     alternatives: list[Entity] = field(default_factory=list)  # ALTGENE boundaries, offsets into text
 
 
+@utf8_reader
 def read_bc2gm(sentences: str | Path, alternatives: bool = True) -> tuple[list[BC2GMDocument], ReadReport]:
     """Read `X.in` and the GENE.eval (and ALTGENE.eval) next to it. The report counts GENE mentions;
     ALTGENE lines are counted separately in `report.extra`."""

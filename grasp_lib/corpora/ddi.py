@@ -15,11 +15,12 @@ import xml.parsers.expat
 from pathlib import Path
 
 from ..schema import Document, Entity, Relation
-from .report import CorpusFormatError, ReadReport
+from .report import CorpusFormatError, ReadReport, utf8_reader
 
 DDI_TYPES = ("mechanism", "effect", "advise", "int")
 
 
+@utf8_reader
 def read_ddi(folder: str | Path) -> tuple[list[Document], ReadReport]:
     folder = Path(folder)
     files = sorted(folder.rglob("*.xml"))

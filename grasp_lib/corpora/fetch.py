@@ -1,6 +1,7 @@
 """Fetch the corpora onto a fresh machine: download, verify SHA-256 against checksums.sha256, idempotent.
 
-`python -m grasp_lib data fetch [names] [--base-url URL] [--data-dir DIR]`.
+`python -m grasp_lib data fetch [names] [--base-url URL] [--data-dir DIR]`; `python -m grasp_lib data verify
+[names]` re-checks the files in place (corpora.load also checks each file it reads and warns on a mismatch).
 Default source: each corpus's public repository at the commit its SOURCE.md names, via
 raw.githubusercontent.com/<repo>/<commit>/<path> (DDI-2013: the corpus zip, unpacked). With
 --base-url, files are taken from a mirror laid out like the data root (`<base>/<folder>/<file>`),
@@ -12,6 +13,7 @@ after its checksum matched; a mismatch raises ChecksumError naming the file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import urllib.error
@@ -60,14 +62,23 @@ class FetchError(RuntimeError):
     """A file that could not be downloaded; the message names the file and the URL."""
 
 
+class ChecksumWarning(UserWarning):
+    """A corpus file read although its SHA-256 differs from the project's checksum (changed or truncated)."""
+
+
 def checksums() -> dict[str, str]:
     """relative path -> sha256, from checksums.sha256 (`sha256sum` format, paths relative to the data root)."""
-    table = {}
-    for line in CHECKSUMS.read_text(encoding="utf-8").splitlines():
+    return dict(_table(str(CHECKSUMS), CHECKSUMS.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _table(path: str, _mtime_ns: int) -> tuple[tuple[str, str], ...]:
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         if line.strip():
-            digest, path = line.split(None, 1)
-            table[path.strip().removeprefix("./")] = digest
-    return table
+            digest, rel = line.split(None, 1)
+            rows.append((rel.strip().removeprefix("./"), digest))
+    return tuple(rows)
 
 
 def sha256(path: Path) -> str:
@@ -111,14 +122,20 @@ def _verify_write(data: bytes, target: Path, relative: str, expected: str) -> No
     part.replace(target)
 
 
-def fetch(names: list[str] | None, data_dir: str | Path, base_url: str | None = None, log=print) -> dict:
-    """Fetch the named datasets (registry names or corpus folders; all when empty) into data_dir.
-    Returns {"downloaded": n, "present": n, "files": n}."""
-    data_dir = Path(data_dir)
+def _folders(names: list[str] | None) -> list[str]:
+    """Corpus folders of registry names or folder names; all when empty."""
     folders = sorted({FOLDERS.get(n, n) for n in names}) if names else sorted(SOURCES)
     unknown = [f for f in folders if f not in SOURCES]
     if unknown:
         raise KeyError(f"unknown dataset(s) {unknown}; known: {sorted(FOLDERS)}")
+    return folders
+
+
+def fetch(names: list[str] | None, data_dir: str | Path, base_url: str | None = None, log=print) -> dict:
+    """Fetch the named datasets (registry names or corpus folders; all when empty) into data_dir.
+    Returns {"downloaded": n, "present": n, "files": n}."""
+    data_dir = Path(data_dir)
+    folders = _folders(names)
     table = checksums()
     counts = {"downloaded": 0, "present": 0, "files": 0}
     for folder in folders:
@@ -160,6 +177,39 @@ def _fetch_zip(folder: str, missing: dict[str, str], data_dir: Path) -> None:
         _verify_write(archive.read(members[inner]), data_dir / rel, rel, digest)
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime): a file is hashed once unless it changes
+
+
+def file_digest(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256(path)
+    return _DIGESTS[key]
+
+
+def check_files(data_dir: str | Path, relative: str) -> dict:
+    """Re-check in place the files checksums.sha256 lists at or under `relative` (a data-root file or
+    folder): {"sha256": {path: digest}, "changed": [paths], "missing": [paths]}."""
+    prefix = relative.rstrip("/") + "/"
+    result = {"sha256": {}, "changed": [], "missing": []}
+    listed = sorted((rel, digest) for rel, digest in checksums().items() if rel == relative or rel.startswith(prefix))
+    for rel, expected in listed:
+        path = Path(data_dir) / rel
+        if not path.is_file():
+            result["missing"].append(rel)
+            continue
+        result["sha256"][rel] = file_digest(path)
+        if result["sha256"][rel] != expected:
+            result["changed"].append(rel)
+    return result
+
+
+def verify(names: list[str] | None, data_dir: str | Path) -> dict[str, dict]:
+    """`data verify`: check_files for each corpus folder of the named datasets (all when empty)."""
+    return {folder: check_files(data_dir, folder) for folder in _folders(names)}
+
+
 def missing_data(data_dir: str | Path) -> bool:
     """True when some corpus folder is absent under data_dir (what `make run` checks)."""
     return any(not (Path(data_dir) / folder).is_dir() for folder in SOURCES)
@@ -173,4 +223,5 @@ def remove_partial(data_dir: str | Path) -> int:
     return len(parts)
 
 
-__all__ = ["fetch", "checksums", "upstream_url", "ChecksumError", "FetchError", "missing_data"]
+__all__ = ["fetch", "verify", "check_files", "checksums", "upstream_url", "ChecksumError", "ChecksumWarning",
+           "FetchError", "missing_data"]

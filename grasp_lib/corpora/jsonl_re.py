@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from ..schema import Document, Entity, Relation
-from .report import CorpusFormatError, ReadReport
+from .report import CorpusFormatError, ReadReport, utf8_reader
 
 _MARKERS = (("<< ", " >>", "E1"), ("[[ ", " ]]", "E2"))
 
@@ -46,6 +46,7 @@ def strip_markers(marked: str) -> tuple[str, list[tuple[str, int, int]]] | None:
     return "".join(plain), args
 
 
+@utf8_reader
 def read_chemprot(path: str | Path) -> tuple[list[Document], ReadReport]:
     path = Path(path)
     report = ReadReport(source=str(path))
@@ -82,6 +83,7 @@ _MASKS = re.compile(r"@GENE\$|@DISEASE\$")
 BINARY_LABELS = {"1": "association", "0": "none"}
 
 
+@utf8_reader
 def read_biobert_tsv(path: str | Path) -> tuple[list[Document], ReadReport]:
     path = Path(path)
     report = ReadReport(source=str(path))

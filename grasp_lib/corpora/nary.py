@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ..schema import Document, Entity, Relation
-from .report import CorpusFormatError, ReadReport
+from .report import CorpusFormatError, ReadReport, utf8_reader
 
 DRUGCOMB_LABELS = ("POS", "COMB", "NEG")
 
@@ -29,6 +29,7 @@ def _json_lines(path: Path):
                     raise CorpusFormatError(f"{path}:{lineno}: not a JSON line ({err})") from None
 
 
+@utf8_reader
 def read_drugcomb(path: str | Path) -> tuple[list[Document], ReadReport]:
     path = Path(path)
     report = ReadReport(source=str(path))
@@ -82,6 +83,7 @@ def _locate(sentence: str, surface: str, taken: set[tuple[int, int]], cursor: in
     return (after or hits or [None])[0]
 
 
+@utf8_reader
 def read_scier(path: str | Path) -> tuple[list[Document], ReadReport]:
     path = Path(path)
     report = ReadReport(source=str(path))
@@ -128,6 +130,7 @@ def read_scier(path: str | Path) -> tuple[list[Document], ReadReport]:
     return docs, report
 
 
+@utf8_reader
 def read_biorlhf(path: str | Path) -> tuple[list[Document], ReadReport]:
     """BioRLHF JSON arrays: SFT `{text: "### Instruction:...### Response:..."}`, QA test
     `{question, answer, type}` or DPO `{prompt, chosen, rejected}`. Each record is a Document whose text

@@ -3,7 +3,10 @@
 Format: `PMID|t|title`, `PMID|a|abstract`, then one tab-separated line per mention
 (`PMID start end text type ids [parts]`) or relation (`PMID REL arg1 arg2`); a blank line ends a document.
 Offsets index `title + " " + abstract`. A line that fits none of these raises CorpusFormatError with
-file and line; a mention whose text differs from text[start:end] is rejected and reported.
+file and line; a mention whose text differs from text[start:end], is empty or whose offsets fall outside
+the text is rejected and reported. A title line of a new PMID starts a new document even where the blank
+line before it is missing (counted in report.extra["without_blank_line"]); documents are never merged.
+A byte that is not UTF-8 raises CorpusFormatError with file, line and byte offset.
 
 Two options for NCBI-disease's known quirks (both off by default): `repair_quotes` accepts a mention
 whose text equals text[start:end] with `"` replaced by spaces (the entity keeps the document's text;
@@ -16,9 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..schema import Document, Entity, Relation
-from .report import CorpusFormatError, ReadReport
+from .report import CorpusFormatError, ReadReport, utf8_reader
 
 
+@utf8_reader
 def read_pubtator(path: str | Path, repair_quotes: bool = False,
                   skip_duplicates: bool = False) -> tuple[list[Document], ReadReport]:
     path = Path(path)
@@ -32,10 +36,19 @@ def read_pubtator(path: str | Path, repair_quotes: bool = False,
             if not line.strip():
                 _finish(state, docs)
                 continue
+            if state and _title_of_another_document(line, state):  # the blank line before it is missing
+                _finish(state, docs)
+                report.extra["without_blank_line"] = report.extra.get("without_blank_line", 0) + 1
             _read_line(line, lineno, path, state, report, options)
     _finish(state, docs)
     report.check()
     return docs, report
+
+
+def _title_of_another_document(line: str, state: dict) -> bool:
+    """A title line of a new PMID starts a new document even without the blank line (never merged)."""
+    pmid, sep, rest = line.partition("|")
+    return bool(sep) and rest.startswith("t|") and pmid != state["id"]
 
 
 def _read_line(line: str, lineno: int, path: Path, state: dict, report: ReadReport, options: dict | None = None) -> None:
@@ -43,6 +56,8 @@ def _read_line(line: str, lineno: int, path: Path, state: dict, report: ReadRepo
     if "|t|" in line[:20] or "|a|" in line[:20]:
         pmid, kind, content = line.split("|", 2)
         if kind == "t":
+            if state and state["id"] == pmid:
+                raise CorpusFormatError(f"{path}:{lineno}: a second title line for {pmid} inside its document")
             _start(state, pmid, content)
             if options.get("skip_duplicates"):
                 state["duplicate"] = pmid in options["seen"]
@@ -83,6 +98,10 @@ def _add_mention(fields: list[str], lineno: int, path: Path, state: dict, report
     except ValueError:
         raise CorpusFormatError(f"{path}:{lineno}: offsets must be integers, got {fields[1]!r} {fields[2]!r}")
     text = state["title"] + " " + state["abstract"]
+    if not 0 <= start < end <= len(text) or not fields[3]:
+        report.reject(str(path), lineno, f"mention {fields[3]!r} at {start}-{end}: expected text and offsets "
+                                         f"0 <= start < end <= {len(text)} (the document's length)")
+        return
     if repair_quotes and text[start:end] != fields[3] and text[start:end].replace('"', " ") == fields[3]:
         fields = fields[:3] + [text[start:end]] + fields[4:]
         report.extra["repaired"] = report.extra.get("repaired", 0) + 1

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..schema import Document, Entity
-from .report import CorpusFormatError, ReadReport
+from .report import CorpusFormatError, ReadReport, utf8_reader
 
 
+@utf8_reader
 def read_standoff(folder: str | Path) -> tuple[list[Document], ReadReport]:
     folder = Path(folder)
     report = ReadReport(source=str(folder))

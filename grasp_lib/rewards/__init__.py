@@ -1,10 +1,14 @@
 """Rewards with TRL's signature `f(completions, **columns) -> list[float | None]`.
 
 Names are stable: they are the logging keys (`rewards/<name>/mean`, `rewards/<name>/std`).
+Every reward scores an answer with its task family's parts (tasks.FAMILIES): the metrics' items,
+normalisation and one-to-one matching, with the reward's partial credit on top (never another matching).
 `build_rewards` turns the params' `rewards.funcs` names and settings (one dict per reward, keyed by
 its name, plus `adaptive` / `adaptive_settings`) into callables; `grpo.reward_weights` goes to
 GRPOConfig as is. Every reward reads the gold columns of schema.Example.to_row by name and returns
 None for rows whose task family it does not score. All are in [0, 1] (adaptive wrapping aside).
+Relation types without direction are a property of the task (tasks.TaskSpec.symmetric), shared by the
+metric and every reward, not a reward setting.
 
 | name        | families                     | what it scores                                        |
 |-------------|------------------------------|-------------------------------------------------------|
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 from .adaptive import TaskAdaptive
 from .binary import BinaryReward
-from .grounding import grounding_reward
+from .grounding import GroundingReward, grounding_reward
 from .length import LengthReward
 from .nary import NaryReward
 from .ner import EntityReward, format_reward
@@ -35,7 +39,7 @@ from .verifiers import (ConsistencyReward, PathwayReward, UncertaintyReward, Ver
 
 
 def _shared(settings: dict, name: str, *keys: str) -> dict:
-    """A reward's own settings, plus the task-level ones it needs (symmetric relations, polarity)."""
+    """A reward's own settings, plus the shared ones it needs (polarity)."""
     own = dict(settings.get(name) or {})
     for key in keys:
         if key not in own and settings.get(key) is not None:
@@ -46,27 +50,29 @@ def _shared(settings: dict, name: str, *keys: str) -> dict:
 REWARDS = {
     "format": lambda settings: format_reward,
     "entity": lambda settings: EntityReward(**(settings.get("entity") or {})),
-    "relation": lambda settings: RelationReward(**_shared(settings, "relation", "symmetric_relations")),
+    "relation": lambda settings: RelationReward(**(settings.get("relation") or {})),
     "nary": lambda settings: NaryReward(**(settings.get("nary") or {})),
-    "grounding": lambda settings: grounding_reward,
+    "grounding": lambda settings: GroundingReward(**(settings.get("grounding") or {})),
     "length": lambda settings: LengthReward(**(settings.get("length") or {})),
     "reasoning": lambda settings: ReasoningReward(**(settings.get("reasoning") or {})),
     "factual": lambda settings: factual_reward,
     "pathway": lambda settings: PathwayReward(**_shared(settings, "pathway", "polarity")),
     "consistency": lambda settings: ConsistencyReward(**_shared(settings, "consistency", "polarity")),
-    "uncertainty": lambda settings: UncertaintyReward(
-        **_shared(settings, "uncertainty", "polarity", "symmetric_relations")),
-    "verifiers": lambda settings: VerifierReward(
-        **_shared(settings, "verifiers", "polarity", "symmetric_relations")),
-    "binary": lambda settings: BinaryReward(**_shared(settings, "binary", "symmetric_relations")),
+    "uncertainty": lambda settings: UncertaintyReward(**_shared(settings, "uncertainty", "polarity")),
+    "verifiers": lambda settings: VerifierReward(**_shared(settings, "verifiers", "polarity")),
+    "binary": lambda settings: BinaryReward(**(settings.get("binary") or {})),
 }
 
 
 def build_rewards(names: list[str], settings: dict | None = None) -> list:
     """Reward callables for `names`; `settings` maps a reward name to its keyword arguments, and may hold
-    `symmetric_relations`, `polarity` (shared by the rewards that use them), `adaptive` (wrap every
-    reward in TaskAdaptive) and `adaptive_settings` (TaskAdaptive's keyword arguments)."""
+    `polarity` (shared by the rewards that use it), `adaptive` (wrap every reward in TaskAdaptive) and
+    `adaptive_settings` (TaskAdaptive's keyword arguments)."""
     settings = settings or {}
+    if settings.get("symmetric_relations"):
+        raise ValueError("rewards.symmetric_relations is no longer a reward setting: relation types without "
+                         "direction are declared per task (tasks.TaskSpec.symmetric), so that the metric and "
+                         f"every reward read them alike; got {settings['symmetric_relations']}")
     unknown = [n for n in names if n not in REWARDS]
     if unknown:
         raise KeyError(f"unknown reward(s) {unknown}; known: {sorted(REWARDS)}")
@@ -77,5 +83,5 @@ def build_rewards(names: list[str], settings: dict | None = None) -> list:
 
 
 __all__ = ["REWARDS", "build_rewards", "format_reward", "EntityReward", "RelationReward", "NaryReward",
-           "grounding_reward", "LengthReward", "ReasoningReward", "factual_reward", "PathwayReward",
+           "GroundingReward", "grounding_reward", "LengthReward", "ReasoningReward", "factual_reward", "PathwayReward",
            "ConsistencyReward", "UncertaintyReward", "VerifierReward", "BinaryReward", "TaskAdaptive"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..tasks import get_task
-from .common import completion_text, gold_answer_json, gold_items, parse_completion, predicted_items
+from ..tasks import target_json
+from .common import completion_text, golds, parse_completion
 
 
 def ngram_repetition(text: str, n: int = 3, min_words: int = 12) -> float:
@@ -25,7 +25,8 @@ class LengthReward:
     `think_allowance`. Within budget the length factor is 1, beyond it falls linearly to 0 at twice the
     budget. The repetition factor is 1 - the share of predicted items repeated more often than the gold
     has them (mentions with type, triples, drug sets); for an unparsable answer and for the <think>
-    block, 1 - the share of repeated word 3-grams. Reward = length factor * repetition factor.
+    block, 1 - the share of repeated word 3-grams. Items are compared as the metrics compare them (each
+    part's normalised key, tasks.FAMILIES). Reward = length factor * repetition factor.
     Applies to every family (None never).
 
     Worked example (defaults 1.5 / 40): gold {"Chemical": ["Naloxone"], "Disease": []} is 43 characters,
@@ -47,21 +48,22 @@ class LengthReward:
         self.allowance = allowance
         self.think_allowance = think_allowance
 
-    def __call__(self, completions, dataset, task, entities=None, relations=None, label=None,
-                 combinations=None, answer=None, **kwargs) -> list[float | None]:
-        n = len(completions)
-        cols = [c if c is not None else [None] * n for c in (entities, relations, label, combinations, answer)]
+    @staticmethod
+    def _keys(family, spec, items_of) -> list:
+        return [(part.name, part.key(item, spec)) for part in family.parts for item in items_of(part)]
+
+    def __call__(self, completions, dataset, **columns) -> list[float | None]:
         rewards: list[float | None] = []
         budgets: dict = {}  # TRL repeats each row G times: compute a row's budget once per call
-        for completion, name, family, ents, rels, lab, combos, ans in zip(completions, dataset, task, *cols):
-            key = (name, family, id(ents), id(rels), lab, id(combos), ans)
+        for completion, (row, spec, family) in zip(completions, golds(len(completions), dataset, columns)):
+            key = (spec.dataset,) + tuple(id(row.get(c)) if isinstance(row.get(c), list) else row.get(c)
+                                          for c in ("entities", "relations", "label", "combinations", "answer"))
             if key not in budgets:
-                gold_json = gold_answer_json(family, get_task(name).label_names, ents, rels, lab, combos, ans)
-                budgets[key] = (self.ratio * len(gold_json) + self.allowance,
-                                gold_items(family, ents, rels, combos))
+                budgets[key] = (self.ratio * len(target_json(row, spec)) + self.allowance,
+                                Counter(self._keys(family, spec, lambda part: part.gold(row))))
             budget, gold_counts = budgets[key]
             raw = completion_text(completion)
-            parsed = parse_completion(completion, name)
+            parsed = parse_completion(completion, spec.dataset)
             think = parsed.think
             size = len(raw) - len(think) + max(0, len(think) - self.think_allowance)
             length_factor = 1.0 if size <= budget else max(0.0, 1.0 - (size - budget) / budget)
@@ -69,7 +71,7 @@ class LengthReward:
             if not parsed.ok:
                 repetition = max(repetition, ngram_repetition(raw))
             else:
-                items = predicted_items(parsed, family)
+                items = self._keys(family, spec, lambda part: part.predicted(parsed))
                 if items:
                     excess = sum(max(0, count - max(1, gold_counts.get(item, 0)))
                                  for item, count in Counter(items).items())

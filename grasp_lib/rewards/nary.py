@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from .common import gold_combinations, matched_f1, norm, parse_completion
-
-
-def drug_set(drugs) -> frozenset[str]:
-    return frozenset(n for n in (norm(d) for d in drugs) if n)
+from ..tasks import COMBINATIONS, drug_set, set_credit
+from .common import golds, parse_completion, soft_f1
 
 
 class NaryReward:
     """Soft F1 over drug combinations with a penalty for duplicate or contradictory ones, in [0, 1].
 
-    A predicted combination against a gold one earns Jaccard(drug sets) (drug names compared case- and
-    whitespace-insensitively) times 1 for the right label or `label_credit` for a wrong one, and only
-    when the sets share at least `min_shared` drugs (RexDrug's partial match; an exact set always
-    counts). With M the sum of one-to-one matched credits and R the number of predicted combinations
-    whose drug set was already predicted (a duplicate with the same label, a contradiction with another
-    one), the reward is max(0, (2M - penalty * R) / (|pred| + |gold|)): soft F1 minus the penalty.
-    An empty answer for a text without combinations scores 1. With the default penalty 0.5, hedging
-    (the same drugs under two labels) never beats committing to one label. Unparsable answers score 0;
-    None for rows that are not "nary".
+    The metric's matching of combinations (tasks.Combinations: drug names normalised, one to one,
+    optimal) with this credit: a predicted combination against a gold one earns the metric's drug-set
+    credit (`overlap` true: Jaccard when at least two drugs are shared, RexDrug's partial match, the
+    `labelled_partial` view; false: 1 for the same set only, `labelled_exact`) times 1 for the right
+    label or `label_credit` for a wrong one. With M the matched credit and R the number of predicted
+    combinations whose drug set was already predicted (a duplicate with the same label, a contradiction
+    with another one), the reward is max(0, (2M - penalty * R) / (|pred| + |gold|)): soft F1 minus the
+    penalty. With label_credit and penalty 0 it is the example's F1 under the metric's view. An empty
+    answer for a text without combinations scores 1. With the default penalty 0.5, hedging (the same
+    drugs under two labels) never beats committing to one label. Unparsable answers score 0; None for
+    rows whose family has no combinations.
 
     Worked example, gold {a, b, c}: POS; answer [{a, b}: POS, {a, b}: NEG] (defaults): credits 2/3
     (Jaccard) and 2/3 * 0.5, matched once: M = 2/3; the second item contradicts the first (R = 1):
@@ -33,36 +32,33 @@ class NaryReward:
 
     __name__ = "nary"
 
-    def __init__(self, label_credit: float = 0.5, min_shared: int = 2, penalty: float = 0.5):
+    def __init__(self, label_credit: float = 0.5, penalty: float = 0.5, overlap: bool = True):
         self.label_credit = label_credit
-        self.min_shared = min_shared
         self.penalty = penalty
+        self.overlap = overlap
 
-    def combination_credit(self, pred: tuple[frozenset, str], gold: tuple[frozenset, str]) -> float:
-        (p, p_label), (g, g_label) = pred, gold
-        shared = len(p & g)
-        if not shared or (p != g and shared < self.min_shared):
-            return 0.0
-        return shared / len(p | g) * (1.0 if p_label == g_label else self.label_credit)
+    def combination_credit(self, pred: tuple, gold: tuple) -> float:
+        credit = set_credit(drug_set(pred[0]), drug_set(gold[0]), self.overlap)
+        return credit * (1.0 if pred[1] == gold[1] else self.label_credit)
 
-    def score(self, preds, golds) -> float:
+    def score(self, preds, golds_) -> float:
         """Reward of predicted against gold combinations, each (drugs, label)."""
-        p = [(drug_set(d), lab) for d, lab in preds]
-        g = [(drug_set(d), lab) for d, lab in golds]
-        f1 = matched_f1(p, g, self.combination_credit, key=lambda c: (sorted(c[0]), c[1]))
+        preds, golds_ = list(preds), list(golds_)
+        pairs = COMBINATIONS.pairs(preds, golds_, None, self.combination_credit)
+        f1 = soft_f1(sum(s for _, _, s in pairs), len(preds), len(golds_))
         seen, repeated = set(), 0
-        for drugs, _ in p:
-            repeated += drugs in seen
-            seen.add(drugs)
-        return max(0.0, f1 - self.penalty * repeated / (len(p) + len(g))) if p else f1
+        for drugs, _ in preds:
+            repeated += drug_set(drugs) in seen
+            seen.add(drug_set(drugs))
+        return max(0.0, f1 - self.penalty * repeated / (len(preds) + len(golds_))) if preds else f1
 
-    def __call__(self, completions, dataset, task, combinations=None, **kwargs) -> list[float | None]:
-        combinations = combinations if combinations is not None else [None] * len(completions)
+    def __call__(self, completions, dataset, **columns) -> list[float | None]:
         rewards: list[float | None] = []
-        for completion, name, family, gold in zip(completions, dataset, task, combinations):
-            if family != "nary":
+        for completion, (row, spec, family) in zip(completions, golds(len(completions), dataset, columns)):
+            part = family.part("combinations")
+            if part is None:
                 rewards.append(None)
                 continue
-            parsed = parse_completion(completion, name)
-            rewards.append(self.score(parsed.combinations, gold_combinations(gold)) if parsed.ok else 0.0)
+            parsed = parse_completion(completion, spec.dataset)
+            rewards.append(self.score(part.predicted(parsed), part.gold(row)) if parsed.ok else 0.0)
         return rewards

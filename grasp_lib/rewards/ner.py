@@ -1,10 +1,10 @@
-"""Rewards for the NER family: `format` and the granular `entity` soft F1."""
+"""Rewards for entities: `format` and the granular `entity` soft F1."""
 
 from __future__ import annotations
 
-from ..matching import Span, greedy_match, overlap
+from ..matching import ALIGNMENTS, Span, overlap
 from ..parsing import REPAIRED, VALID
-from .common import MENTION_FAMILIES, gold_spans, parse_completion, predicted_spans
+from .common import golds, parse_completion, soft_f1
 
 _FORMAT_SCORE = {VALID: 1.0, REPAIRED: 0.5}
 
@@ -28,10 +28,10 @@ def format_reward(completions, dataset, log_extra=None, **kwargs) -> list[float]
 format_reward.__name__ = "format"
 
 
-def span_credit(pred: Span | None, gold: Span, overlap_weight: float, type_credit: float) -> float:
-    """Credit of one predicted span against one gold span, in [0, 1]: 1 for exact span and type."""
-    if pred is None:
-        return 0.0
+def span_credit(pred: Span, gold: Span, overlap_weight: float, type_credit: float) -> float:
+    """Credit of one placed prediction against one gold span, in [0, 1]: 1 for exact span and type (the
+    metric's strict credit), `overlap_weight * IoU` for an overlapping span, times `type_credit` for
+    the wrong type."""
     if (pred.start, pred.end) == (gold.start, gold.end):
         boundary = 1.0
     else:
@@ -39,23 +39,16 @@ def span_credit(pred: Span | None, gold: Span, overlap_weight: float, type_credi
     return boundary * (1.0 if pred.type == gold.type else type_credit)
 
 
-def soft_f1(preds: list[Span | None], golds: list[Span], overlap_weight: float, type_credit: float) -> float:
-    """2 * (sum of one-to-one pair credits) / (|pred| + |gold|); 1 when both are empty."""
-    if not preds and not golds:
-        return 1.0
-    scores = [[span_credit(p, g, overlap_weight, type_credit) for g in golds] for p in preds]
-    matched = sum(s for _, _, s in greedy_match(scores))
-    return 2.0 * matched / (len(preds) + len(golds))
-
-
 class EntityReward:
-    """Soft F1 between predicted and gold entities with one-to-one matching, in [0, 1].
+    """Soft F1 between predicted and gold entities, the strict metric's matching plus partial credit, in [0, 1].
 
-    A pair scores 1 for exact span and type; `overlap_weight * IoU` for overlapping spans (character
-    intersection over union); the span credit is multiplied by `type_credit` when the type is wrong.
-    Predicted strings are mapped to spans in the source text (exact, normalised, fuzzy); a mention not in
-    the text matches nothing. An unparsable answer scores 0; None for rows whose family has no entities
-    (applies to "ner" and "joint").
+    The entities part of the task family (tasks.Entities) places each listed mention at its occurrences
+    in the text under `alignment` (default "verbatim", the strict reading: a string not in the text
+    verbatim matches nothing) and matches mentions to gold spans one to one, optimally. A pair scores
+    1 for exact span and type; `overlap_weight * IoU` for overlapping spans (character intersection over
+    union); the span credit is multiplied by `type_credit` when the type is wrong. With both at 0 the
+    reward is the example's strict F1 of the metrics. An unparsable answer scores 0; None for rows whose
+    family has no entities.
 
     Worked example (overlap_weight 0.5, type_credit 0.5), text "Naloxone reversed hypotension.",
     gold Naloxone/Chemical [0,8) and hypotension/Disease [18,29):
@@ -71,20 +64,23 @@ class EntityReward:
 
     __name__ = "entity"
 
-    def __init__(self, overlap_weight: float = 0.5, type_credit: float = 0.5):
+    def __init__(self, overlap_weight: float = 0.5, type_credit: float = 0.5, alignment: str = "verbatim"):
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f"rewards.entity.alignment: expected one of {ALIGNMENTS}, got {alignment!r}")
         self.overlap_weight = overlap_weight
         self.type_credit = type_credit
+        self.alignment = alignment
 
-    def __call__(self, completions, text, entities, dataset, task, **kwargs) -> list[float | None]:
-        rewards = []
-        for completion, source, gold, name, family in zip(completions, text, entities, dataset, task):
-            if family not in MENTION_FAMILIES:
-                rewards.append(None)
+    def credit(self, pred: Span, gold: Span) -> float:
+        return span_credit(pred, gold, self.overlap_weight, self.type_credit)
+
+    def __call__(self, completions, dataset, **columns) -> list[float | None]:
+        rewards: list[float | None] = []
+        for completion, (row, spec, family) in zip(completions, golds(len(completions), dataset, columns)):
+            part = family.part("entities")
+            parsed = parse_completion(completion, spec.dataset) if part else None
+            if part is None or not parsed.ok:
+                rewards.append(None if part is None else 0.0)
                 continue
-            parsed = parse_completion(completion, name)
-            if not parsed.ok:
-                rewards.append(0.0)
-                continue
-            preds = predicted_spans(parsed, source)
-            rewards.append(soft_f1(preds, gold_spans(gold), self.overlap_weight, self.type_credit))
+            rewards.append(soft_f1(*part.matched(parsed, row, spec, self.credit, self.alignment)))
         return rewards

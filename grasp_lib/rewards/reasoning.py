@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import re
 
-from ..tasks import get_task
-from .common import grounded, norm, parse_completion, predicted_strings
+from ..tasks import norm
+from .common import answer_strings, golds, grounded, parse_completion
 
 _QUOTE = re.compile(r'["“]([^"”\n]{1,200})["”]')
 _LINE = re.compile(r"\n|;|(?<=[.!?])\s+")
 _TAGS = re.compile(r"</?think>")
 
 
-def _answer_strings(parsed, family: str) -> set[str]:
-    strings = {norm(s) for s in predicted_strings(parsed, family)}
-    if family == "re" and parsed.label:
-        strings.add(norm(parsed.label))
-    if family == "qa" and parsed.answer:
-        strings.add(norm(parsed.answer))
-    return {s for s in strings if s}
+def _answer_strings(parsed, family) -> set[str]:
+    return {s for s in (norm(x) for x in answer_strings(parsed, family, in_text_only=False)) if s}
 
 
 class ReasoningReward:
@@ -57,7 +52,7 @@ class ReasoningReward:
             raise ValueError("reasoning weights must sum to a positive number")
         self.weights = (relevance / total, rule / total, consistency / total)
 
-    def score(self, think: str, text: str, parsed, family: str, labels: list[str]) -> float:
+    def score(self, think: str, text: str, parsed, family, labels: list[str]) -> float:
         body = _TAGS.sub("", think)
         quotes = {q.strip() for q in _QUOTE.findall(body) if q.strip()}
         size = max(len(text), 1)
@@ -78,14 +73,13 @@ class ReasoningReward:
         w_rel, w_rule, w_cons = self.weights
         return w_rel * relevance + w_rule * rule + w_cons * consistency
 
-    def __call__(self, completions, text, dataset, task, **kwargs) -> list[float]:
+    def __call__(self, completions, dataset, **columns) -> list[float]:
         rewards = []
-        for completion, source, name, family in zip(completions, text, dataset, task):
-            parsed = parse_completion(completion, name)
+        for completion, (row, spec, family) in zip(completions, golds(len(completions), dataset, columns)):
+            parsed = parse_completion(completion, spec.dataset)
             if not parsed.think:
                 rewards.append(0.0)
                 continue
-            spec = get_task(name)
             labels = spec.label_names + list(spec.relation_labels)
-            rewards.append(self.score(parsed.think, source or "", parsed, family, labels))
+            rewards.append(self.score(parsed.think, row.get("text") or "", parsed, family, labels))
         return rewards

@@ -8,51 +8,33 @@ renormalised over the verifiers that apply to each example (BioRLHF's composed m
 from __future__ import annotations
 
 import re
-import string
 
 from .. import parsing
-from .common import MENTION_FAMILIES, TRIPLE_FAMILIES, completion_text, gold_triples, norm, parse_completion
-from .nary import NaryReward, drug_set
+from ..tasks import answer_tokens, drug_set, norm, token_f1  # noqa: F401  (answer_tokens, token_f1: API)
+from .common import completion_text, golds, parse_completion
+from .nary import NaryReward
 from .ner import EntityReward
 from .relation import RelationReward
 
-_PUNCT = str.maketrans("", "", string.punctuation)
-_ARTICLES = {"a", "an", "the"}
 
+def factual_reward(completions, dataset, **columns) -> list[float | None]:
+    """V1 factual: the short answer against the gold answer, in [0, 1]; None for rows without an answer part.
 
-def answer_tokens(s: str) -> list[str]:
-    """SQuAD-style normalisation: lower case, no punctuation, no articles."""
-    return [w for w in s.casefold().translate(_PUNCT).split() if w not in _ARTICLES]
+    The metrics' per-example token F1 (tasks.Answer, SQuAD normalisation: "the COX-2 enzyme." and
+    "COX-2 enzyme" are the same answer); 0 for an unparsable answer (never read as a default class
+    such as "no").
 
-
-def token_f1(pred: str, gold: str) -> float:
-    p, g = answer_tokens(pred), answer_tokens(gold)
-    if not p and not g:
-        return 1.0
-    common = sum(min(p.count(w), g.count(w)) for w in set(p))
-    if not common:
-        return 0.0
-    precision, recall = common / len(p), common / len(g)
-    return 2 * precision * recall / (precision + recall)
-
-
-def factual_reward(completions, dataset, task, answer=None, **kwargs) -> list[float | None]:
-    """V1 factual: the short answer against the gold answer, in [0, 1]; None for rows that are not QA.
-
-    1 for the same answer after SQuAD normalisation, else token F1 (partial credit for a partly right
-    answer); 0 for an unparsable answer (never read as a default class such as "no").
-
-    >>> token_f1("the COX-2 enzyme.", "COX-2 enzyme"), token_f1("COX-2", "COX-2 enzyme"), token_f1("no", "yes")
-    (1.0, 0.6666666666666666, 0.0)
+    >>> factual_reward(['{"answer": "the COX-2 enzyme."}'], dataset=["biorlhf"], answer=["COX-2 enzyme"])
+    [1.0]
     """
-    answer = answer if answer is not None else [None] * len(completions)
     rewards: list[float | None] = []
-    for completion, name, family, gold in zip(completions, dataset, task, answer):
-        if family != "qa" or gold is None:
+    for completion, (row, spec, family) in zip(completions, golds(len(completions), dataset, columns)):
+        part = family.part("answer")
+        if part is None or not part.gold(row):
             rewards.append(None)
             continue
-        parsed = parse_completion(completion, name)
-        rewards.append(token_f1(parsed.answer, gold) if parsed.ok and parsed.answer is not None else 0.0)
+        parsed = parse_completion(completion, spec.dataset)
+        rewards.append(part.counts(parsed, row, spec, "token_f1")["ALL"]["tp_p"] if parsed.ok else 0.0)
     return rewards
 
 
@@ -138,26 +120,23 @@ class PathwayReward:
                                                      0.5 if want in said else 0.0))
         return sum(scores) / len(scores) if scores else None
 
-    def __call__(self, completions, dataset, task, relations=None, label=None, answer=None,
-                 **kwargs) -> list[float | None]:
-        n = len(completions)
-        relations, label, answer = (c if c is not None else [None] * n for c in (relations, label, answer))
+    def __call__(self, completions, dataset, **columns) -> list[float | None]:
         rewards: list[float | None] = []
-        for completion, name, family, rels, lab, ans in zip(completions, dataset, task, relations, label, answer):
-            if family == "qa" and ans:
-                parsed = parse_completion(completion, name)
+        for completion, (row, spec, family) in zip(completions, golds(len(completions), dataset, columns)):
+            ans, lab = row.get("answer"), row.get("label")
+            if family.part("answer") and ans:
+                parsed = parse_completion(completion, spec.dataset)
                 text = parsed.answer if parsed.ok and parsed.answer is not None else ""
                 rewards.append(self.score_text(text, ans) if direction(ans)[0] != direction(ans)[1] else None)
-            elif family == "re" and label_polarity(lab, self.polarity):
-                parsed = parse_completion(completion, name)
+            elif family.part("label") and label_polarity(lab, self.polarity):
+                parsed = parse_completion(completion, spec.dataset)
                 said = label_polarity(parsed.label, self.polarity) if parsed.ok else 0
                 want = label_polarity(lab, self.polarity)
                 rewards.append(NO_CLAIM if not said else float(said == want))
-            elif family in TRIPLE_FAMILIES:
-                golds = gold_triples(rels)
-                parsed = parse_completion(completion, name)
-                score = self.score_relations(parsed.relations if parsed.ok else (), golds)
-                rewards.append(score)
+            elif family.part("relations"):
+                part = family.part("relations")
+                parsed = parse_completion(completion, spec.dataset)
+                rewards.append(self.score_relations(part.predicted(parsed) if parsed.ok else (), part.gold(row)))
             else:
                 rewards.append(None)
         return rewards
@@ -181,15 +160,16 @@ class ConsistencyReward:
     def __init__(self, polarity: dict[str, str] | None = None):
         self.polarity = dict(polarity or {})
 
-    def score(self, parsed, family: str) -> float:
+    def score(self, parsed, family) -> float:
         bad = total = 0
-        if family in MENTION_FAMILIES:
+        mentions, relations = family.part("entities"), family.part("relations")
+        if mentions:
             types: dict[str, set] = {}
             for m, t in parsed.mentions:
                 types.setdefault(norm(m), set()).add(t)
             total += len(parsed.mentions)
             bad += sum(1 for m, _ in parsed.mentions if len(types[norm(m)]) > 1)
-        if family in TRIPLE_FAMILIES:
+        if relations:
             polarities: dict[tuple, set] = {}
             for h, r, t in parsed.relations:
                 p = label_polarity(r, self.polarity)
@@ -199,9 +179,9 @@ class ConsistencyReward:
             for h, r, t in parsed.relations:
                 total += 1
                 contradicted = len(polarities.get((norm(h), norm(t)), ())) > 1
-                unsupported = family == "joint" and (norm(h) not in entities or norm(t) not in entities)
+                unsupported = bool(mentions) and (norm(h) not in entities or norm(t) not in entities)
                 bad += contradicted or unsupported
-        if family == "nary":
+        if family.part("combinations"):
             labels: dict[frozenset, set] = {}
             for drugs, lab in parsed.combinations:
                 labels.setdefault(drug_set(drugs), set()).add(lab)
@@ -209,13 +189,13 @@ class ConsistencyReward:
             bad += sum(1 for drugs, _ in parsed.combinations if len(labels[drug_set(drugs)]) > 1)
         return 1.0 - bad / total if total else 1.0
 
-    def __call__(self, completions, dataset, task, **kwargs) -> list[float | None]:
+    def __call__(self, completions, dataset, **columns) -> list[float | None]:
         rewards: list[float | None] = []
-        for completion, name, family in zip(completions, dataset, task):
-            if family in ("re", "qa"):
-                rewards.append(None)
+        for completion, (_, spec, family) in zip(completions, golds(len(completions), dataset, columns)):
+            if not any(family.part(name) for name in ("entities", "relations", "combinations")):
+                rewards.append(None)  # a single label or answer cannot contradict itself
                 continue
-            parsed = parse_completion(completion, name)
+            parsed = parse_completion(completion, spec.dataset)
             rewards.append(self.score(parsed, family) if parsed.ok else 0.0)
         return rewards
 
@@ -244,8 +224,8 @@ class UncertaintyReward:
     1 - (confidence - correctness)^2 (the Brier score, a proper scoring rule: the best stated
     confidence is the true chance of being right). `correctness` "granular" (default): the task's own
     granular score against the gold (entity soft F1, relation, n-ary, or the QA answer's token F1);
-    "exact": 1 when the answer is exactly right (stats.exactly_right: parsed, strict per-example F1 1),
-    else 0: the event the reliability diagram and the confidence stage's targets measure. Never
+    "exact": 1 when the answer is exactly right (tasks.Family.exactly_right, the binary reward's and the
+    metrics' verdict), else 0: the event the reliability diagram and the confidence stage's targets measure. Never
     this reward itself (BioRLHF defined correctness from the reward, which is circular). None when no
     confidence is stated.
 
@@ -257,42 +237,33 @@ class UncertaintyReward:
 
     __name__ = "uncertainty"
 
-    def __init__(self, polarity: dict[str, str] | None = None, symmetric_relations=(), correctness: str = "granular"):
+    def __init__(self, polarity: dict[str, str] | None = None, correctness: str = "granular"):
         if correctness not in ("granular", "exact"):
             raise ValueError(f"rewards.uncertainty.correctness: expected 'granular' or 'exact', got {correctness!r}")
         self.exact = correctness == "exact"
         self.entity = EntityReward()
-        self.relation = RelationReward(symmetric_relations=symmetric_relations)
+        self.relation = RelationReward()
         self.nary = NaryReward()
 
-    def correctness(self, completions, dataset, task, kwargs) -> list[float | None]:
+    def correctness(self, completions, dataset, columns) -> list[float | None]:
         if self.exact:
-            return self._exact(completions, dataset, task, kwargs)
-        parts = [self.entity(completions, text=kwargs.get("text"), entities=kwargs.get("entities"),
-                             dataset=dataset, task=task) if kwargs.get("entities") is not None else None,
-                 self.relation(completions, dataset=dataset, task=task, **kwargs),
-                 self.nary(completions, dataset=dataset, task=task, **kwargs),
-                 factual_reward(completions, dataset=dataset, task=task, **kwargs)]
+            return [float(family.exactly_right(parse_completion(c, spec.dataset), row, spec))
+                    for c, (row, spec, family) in zip(completions, golds(len(completions), dataset, columns))]
+        parts = [self.entity(completions, dataset=dataset, **columns) if columns.get("entities") is not None else None,
+                 self.relation(completions, dataset=dataset, **columns),
+                 self.nary(completions, dataset=dataset, **columns),
+                 factual_reward(completions, dataset=dataset, **columns)]
         out = []
         for i in range(len(completions)):
             values = [p[i] for p in parts if p is not None and p[i] is not None]
             out.append(sum(values) / len(values) if values else None)
         return out
 
-    @staticmethod
-    def _exact(completions, dataset, task, kwargs) -> list[float]:
-        from ..stats import exactly_right, score_example  # the metrics' own per-example verdict
-
-        columns = {k: v for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(completions)}
-        rows = [{k: v[i] for k, v in columns.items()} | {"id": i, "dataset": dataset[i], "task": task[i]}
-                for i in range(len(completions))]
-        return [float(exactly_right(score_example(row, completion_text(c)))) for row, c in zip(rows, completions)]
-
-    def __call__(self, completions, dataset, task, **kwargs) -> list[float | None]:
+    def __call__(self, completions, dataset, **columns) -> list[float | None]:
         stated = [stated_confidence(completion_text(c)) for c in completions]
         if all(s is None for s in stated):
             return [None] * len(completions)
-        right = self.correctness(completions, dataset, task, kwargs)
+        right = self.correctness(completions, dataset, columns)
         return [None if s is None or r is None else 1.0 - (s - r) ** 2 for s, r in zip(stated, right)]
 
 
@@ -313,19 +284,18 @@ class VerifierReward:
 
     __name__ = "verifiers"
 
-    def __init__(self, weights: dict[str, float] | None = None, polarity: dict[str, str] | None = None,
-                 symmetric_relations=()):
+    def __init__(self, weights: dict[str, float] | None = None, polarity: dict[str, str] | None = None):
         self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise KeyError(f"unknown verifier(s) {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}")
         self.verifiers = {"factual": factual_reward, "pathway": PathwayReward(polarity),
                           "consistency": ConsistencyReward(polarity),
-                          "uncertainty": UncertaintyReward(polarity, symmetric_relations)}
+                          "uncertainty": UncertaintyReward(polarity)}
 
-    def __call__(self, completions, dataset, task, **kwargs) -> list[float | None]:
+    def __call__(self, completions, dataset, **kwargs) -> list[float | None]:
         kwargs = {k: v for k, v in kwargs.items() if k not in ("log_extra", "log_metric")}
-        scores = {name: self.verifiers[name](completions, dataset=dataset, task=task, **kwargs)
+        scores = {name: self.verifiers[name](completions, dataset=dataset, **kwargs)
                   for name, w in self.weights.items() if w}
         out = []
         for i in range(len(completions)):

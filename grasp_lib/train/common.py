@@ -6,22 +6,9 @@ import json
 import os
 from pathlib import Path
 
-import torch
-
-from ..examples import read_jsonl
-from ..params import KNOWN_STAGES, Params
-from ..prompts import build_target, reasoning_target, row_messages
+from ..params import KNOWN_STAGES, Params, trainer_defaults  # noqa: F401  (the stages import it from here)
+from ..prompts import build_target, prompt_messages, reasoning_target, shots_for  # noqa: F401  (stages use them)
 from ..tasks import get_task
-
-
-def trainer_defaults(output_dir: Path, seed: int) -> dict:
-    """Settings every stage needs; params override them. TRL defaults to bf16, which is 22x slower
-    on a CPU without native bf16, and to gradient checkpointing, which only costs time at this size."""
-    cuda = torch.cuda.is_available()
-    return {"output_dir": str(output_dir), "seed": seed, "data_seed": seed, "bf16": cuda and torch.cuda.is_bf16_supported(),
-            "use_cpu": not cuda, "gradient_checkpointing": False, "report_to": "none",
-            "save_strategy": "no",  # params: save_strategy: steps, save_steps: N -> resumable checkpoints
-            "logging_steps": 1, "dataloader_num_workers": 0, "disable_tqdm": False}
 
 
 def start_model(params: Params, run_dir: Path, stage: str) -> str:
@@ -46,17 +33,6 @@ def last_checkpoint(output_dir: str | Path, resume: bool = True) -> str | None:
     if found:
         print(f"resuming from {found}", flush=True)
     return found
-
-
-def shots_for(params: Params, run_dir: Path) -> list[dict]:
-    """Few-shot examples: the first `prompt.few_shot` SFT rows (fixed by the data seed)."""
-    if "few_shot" not in params.prompt.levels or not params.prompt.few_shot:
-        return []
-    return read_jsonl(run_dir / "data" / "sft.jsonl")[:params.prompt.few_shot]
-
-
-def prompt_messages(row: dict, params: Params, shots: list[dict]) -> list[dict]:
-    return row_messages(row, get_task(row["dataset"]), params.prompt.levels, shots)
 
 
 def sft_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
@@ -103,6 +79,7 @@ def on_main_process(func, *args, **kwargs):
     config's `ddp_timeout` (default 1800 s; raise it in the stage's section for long sampling)."""
     if int(os.environ.get("WORLD_SIZE", 1)) == 1:
         return func(*args, **kwargs)
+    import torch
     import torch.distributed as dist
     from accelerate import PartialState
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..models import backend, load_model, save_trained  # first: Unsloth must be imported before TRL
 from ..examples import read_jsonl
-from ..params import Params, ParamsError, check_section, write_run_info
+from ..params import Params, ParamsError, check_section, trainer_fields, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
 from .callbacks import stage_callbacks
@@ -31,7 +31,6 @@ def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
             for r in rows]
 
 
-GRASP_GRPO_KEYS = ("constrained_rollouts",)  # grasp's own keys of the grpo section, removed before GRPOConfig
 
 
 def fast_rollouts() -> bool:
@@ -131,11 +130,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     from trl import GRPOConfig, GRPOTrainer
 
     run_dir = resolve(run_dir)
-    grpo_fields = {k: v for k, v in params.grpo.items() if k not in GRASP_GRPO_KEYS}
+    grpo_fields = trainer_fields(params, "grpo")  # without grasp's own switches, checked there
     check_section(grpo_fields, GRPOConfig, "grpo")
     constrained = params.grpo.get("constrained_rollouts", False)
-    if not isinstance(constrained, bool):
-        raise ParamsError(f"grpo.constrained_rollouts: expected true or false, got {constrained!r}")
     write_run_info(params, run_dir, "grpo")
 
     # Data

@@ -1,0 +1,131 @@
+"""A run folder's layout and its file I/O: every room that reads or writes a run does it through here.
+
+runs/<name>/
+  data/{sft,rl,eval,confidence}.jsonl, data/report.json    notebook 01 (examples.prepare)
+  models/<stage>/                                         notebooks 03, 04
+  results/metrics.json, predictions.jsonl                 notebook 05 (evaluation)
+  results/samples_<stage>.jsonl                           K samples per unit (sampling_eval)
+  results/<stage>_log.jsonl, figures/, notebooks/         training logs, figures, executed notebooks
+
+Prediction records are joined to eval rows by (dataset, id); records written before they carried the
+dataset are joined by id alone when that is unambiguous.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+EVAL = "data/eval.jsonl"
+METRICS = "results/metrics.json"
+PREDICTIONS = "results/predictions.jsonl"
+SAMPLES = "results/samples_*.jsonl"
+
+
+def data_path(run_dir: str | Path, split: str) -> Path:
+    """data/<split>.jsonl: split is sft, rl, eval or confidence."""
+    return Path(run_dir) / "data" / f"{split}.jsonl"
+
+
+def report_path(run_dir: str | Path) -> Path:
+    """data/report.json: what the corpus readers read, converted and rejected (notebook 01)."""
+    return Path(run_dir) / "data" / "report.json"
+
+
+def results_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "results"
+
+
+def metrics_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / METRICS
+
+
+def predictions_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / PREDICTIONS
+
+
+def samples_path(run_dir: str | Path, stage: str) -> Path:
+    return results_dir(run_dir) / f"samples_{stage}.jsonl"
+
+
+def samples_paths(run_dir: str | Path) -> list[Path]:
+    """Every results/samples_<stage>.jsonl of a run, sorted (empty when none was sampled)."""
+    return sorted(Path(run_dir).glob(SAMPLES))
+
+
+def log_path(run_dir: str | Path, stage: str) -> Path:
+    return results_dir(run_dir) / f"{stage}_log.jsonl"
+
+
+def model_dir(run_dir: str | Path, stage: str) -> Path:
+    return Path(run_dir) / "models" / stage
+
+
+def figures_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "figures"
+
+
+def write_jsonl(rows: list[dict], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Rows of a JSONL file; a line that is not JSON is an error naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError as err:
+                    raise ValueError(f"{path}:{lineno}: not a JSON line ({err})") from None
+    return rows
+
+
+def read_json(path: str | Path):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ValueError(f"{path}: not JSON ({err})") from None
+
+
+def write_json(obj, path: str | Path, sort_keys: bool = False) -> Path:
+    """Indented JSON (sort_keys: deterministic files for the statistics under results/)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
+    return path
+
+
+def row_key(row: dict) -> tuple[str, str]:
+    return row.get("dataset", ""), str(row["id"])
+
+
+def join(rows: list[dict], records: list[dict], where: str = "predictions") -> list[dict]:
+    """The eval row of each record, in record order, by (dataset, id); a record without a dataset is
+    joined by id when exactly one row has it. A record without a row is an error naming it."""
+    by_key = {row_key(r): r for r in rows}
+    by_id: dict[str, list[dict]] = {}
+    for r in rows:
+        by_id.setdefault(str(r["id"]), []).append(r)
+    joined = []
+    for n, rec in enumerate(records, start=1):
+        row = by_key.get(row_key(rec)) if rec.get("dataset") else None
+        if row is None and not rec.get("dataset") and len(by_id.get(str(rec["id"]), [])) == 1:
+            row = by_id[str(rec["id"])][0]
+        if row is None:
+            raise KeyError(f"{where} record {n} (dataset {rec.get('dataset')!r}, id {rec['id']!r}) has no row "
+                           "in data/eval.jsonl")
+        joined.append(row)
+    return joined
+
+
+def load_run(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
+    """(eval rows, prediction records) of a run folder."""
+    return read_jsonl(data_path(run_dir, "eval")), read_jsonl(predictions_path(run_dir))
