@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test install kernel gpu figures clean-runs
+.PHONY: run test install kernel gpu figures clean-runs browser
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,21 @@ run: install kernel
 	$(PY) -m grasp_lib data fetch --if-missing   # fresh machine: download and verify the corpora
 	$(PY) -m grasp_lib run $(PARAMS)
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
+
+# The browser test's tools (tests/test_browser.py): Playwright's Python driver and JupyterLab from PyPI
+# (extra `browser`), and Debian's Chromium, installed with apt-get when missing and this is root. Nothing
+# else is downloaded (never Playwright's own browsers). Without Chromium the test skips and says why.
+BROWSER_LOG := $(VENV)/browser-install.log
+$(VENV)/.browser: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[browser]"
+	touch $@
+
+browser: $(VENV)/.browser
+	@command -v chromium >/dev/null 2>&1 || ( [ "$$(id -u)" = 0 ] || { echo "not root: cannot apt-get install chromium"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ) >$(BROWSER_LOG) 2>&1 \
+	  || echo "make browser: chromium not installed, tests/test_browser.py will skip (see $(BROWSER_LOG))"
 
 # GPU environment, on a CUDA machine: its own virtualenv .venv-gpu with the pin set Unsloth accepts
 # (requirements/gpu.txt over pyproject's pins: CUDA torch 2.14.1, transformers 5.17, trl 1.15, datasets 4).

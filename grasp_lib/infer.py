@@ -31,9 +31,10 @@ import warnings
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 from transformers import LogitsProcessor
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+from .progress import bar as reported_bar  # tqdm, plus events for the runner's terminal
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +370,7 @@ class Engine:
         batches = [rows[j:j + self.batch_size] for j in range(0, len(rows), self.batch_size)]
         unfinished = 0
         try:
-            for batch in tqdm(batches, desc="generate", disable=not progress):
+            for batch in reported_bar(batches, "generate", disable=not progress):
                 state = self._prefill([suffixes[i] for i, _ in batch], n_prefix, prefix_kv, max_new_tokens)
                 grounded = [answers[i] for i, _ in batch] if answers is not None else None
                 tokens = self._decode_loop(state, max_new_tokens, sampling, generator, grounded)
@@ -549,7 +550,7 @@ def _plain_generate(model, tokenizer, encoded, batch_size, max_new_tokens, do_sa
     try:
         tokenizer.padding_side = "left"
         model.eval()
-        for batch in tqdm(batches, desc="generate", disable=not progress):
+        for batch in reported_bar(batches, "generate", disable=not progress):
             inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(
                 model_device(model))
             processors = [GroundedProcessor(grounding, [answers[i] for i in batch for _ in range(num_samples)],

@@ -180,7 +180,7 @@ KNOWN_STAGES = ("sft", "confidence", "dpo", "grpo")  # run in this order
 def load(path: str | Path, overrides: dict | None = None) -> Params:
     """Read a params YAML, apply dotted overrides, validate, return Params."""
     path = resolve(path)
-    params = _build(Params, apply_overrides(_read_yaml(path), overrides or {}), path)
+    params = _build(Params, apply_overrides(read_composed(path), overrides or {}), path)
     _check_across_sections(params, path)
     return params
 
@@ -317,6 +317,35 @@ def apply_overrides(raw: dict, overrides: dict) -> dict:
             if not isinstance(node, dict):
                 raise ParamsError(f"override {dotted!r}: {part!r} is not a section")
         node[last] = value
+    return merged
+
+
+def read_composed(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A params file's YAML with its `base:` file (a path relative to this file, itself maybe based on
+    another) merged underneath: mappings merge key by key at every depth, anything else (a list, a value,
+    null) replaces the base's. Validation comes after, on the merged result."""
+    path = path.resolve()
+    if path in chain:
+        raise ParamsError(f"{chain[-1]}: key base: files form a cycle: {' -> '.join(str(p) for p in chain + (path,))}")
+    if chain and not path.is_file():
+        raise ParamsError(f"{chain[-1]}: key base: {path} does not exist")
+    raw = _read_yaml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ParamsError(f"{path}: key base: expected a file name such as quick.yaml, got {base!r}")
+    return deep_merge(read_composed(path.parent / base, chain + (path,)), raw)
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    """`top` over `base`: nested mappings merge key by key, other values of `top` replace (hand-written:
+    ten lines against a new dependency such as OmegaConf, whose merge also converts the values)."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = deep_merge(merged[key], value)
+        merged[key] = value
     return merged
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .params import Params, load, preflight, write_run_info
 from .paths import REPO_ROOT, resolve
+from .progress import reporting_to
 
 NOTEBOOKS = ["01_data", "02_prompts", "03_sft", "04_grpo", "05_evaluate", "06_figures"]
 
@@ -192,7 +193,8 @@ def _run_and_report(params: Params, params_path: str, overrides: dict, run_dir: 
                     machine: dict) -> int:
     started = time.time()
     try:
-        timings = run_notebooks(params_path, overrides, run_dir, notebooks, machine=machine)
+        with reporting_to(run_dir / "progress.jsonl"):  # training steps and generation bars, from the kernels
+            timings = run_notebooks(params_path, overrides, run_dir, notebooks, machine=machine)
     except NotebookFailed as err:
         print(f"FAILED: {err}", file=sys.stderr)
         return 1

@@ -19,6 +19,7 @@ ALLOWED = {
     "__init__": set(),
     "schema": set(),
     "paths": set(),  # +
+    "progress": set(),  # + the runner's terminal progress: events from trainers and generation loops (issue 16)
     "run_files": set(),  # + the run folder's layout and I/O: every room that reads or writes a run
     "corpora": {"schema", "paths"},  # + paths: the data root
     "matching": {"schema"},
@@ -34,16 +35,19 @@ ALLOWED = {
     "params": {"paths", "rewards", "corpora", "tasks", "prompts"},
     "models": {"params", "paths"},
     "constrained": {"prompts", "tasks"},  # + grounded decoding: an answer grammar per task (issue 15)
-    "infer": {"models", "prompts", "parsing", "constrained", "tasks"},  # + constrained, tasks: grounded decoding
+    # + constrained, tasks: grounded decoding; progress: the generation bar
+    "infer": {"models", "prompts", "parsing", "constrained", "tasks", "progress"},
     # + infer: GRPO rollouts and DPO sampling use the engine; stats: the confidence stage's targets;
-    # examples: the SFT curriculum; parsing, tasks, paths, run_files: reading answers, tasks and runs
+    # examples: the SFT curriculum; parsing, tasks, paths, run_files: reading answers, tasks and runs;
+    # progress: the trainers' step events
     "train": {"models", "rewards", "prompts", "params", "infer", "stats", "examples", "parsing", "tasks", "paths",
-              "run_files"},
+              "run_files", "progress"},
     "figures": {"stats", "run_files", "paths"},  # reads runs/ files only (+ stats computes from them)
     "evaluation": {"infer", "models", "metrics", "prompts", "run_files", "params"},  # + params: the settings
     "sampling_eval": {"evaluation", "infer", "models", "params", "prompts", "run_files"},  # + part of evaluation
-    # + evaluation: the F1 summary at the end of a run; corpora: checksums of the files a run read
-    "runner": {"params", "paths", "evaluation", "corpora"},
+    # + evaluation: the F1 summary at the end of a run; corpora: checksums of the files a run read;
+    # progress: tails the kernels' events
+    "runner": {"params", "paths", "evaluation", "corpora", "progress"},
     "__main__": {"params", "paths", "runner", "evaluation", "figures", "corpora"},  # the cli
 }
 

@@ -30,6 +30,7 @@ from ..parsing import parse, without_confidence
 from ..paths import resolve
 from ..prompts import CONFIDENCE_LINE, build_target
 from ..tasks import get_task
+from .callbacks import stage_callbacks
 from .common import (is_main_process, last_checkpoint, on_main_process, prompt_messages, save_log, shots_for,
                      stage_main, start_model, trainer_defaults)
 from .prefix import SharedPrefixSFT, with_shared_prefix
@@ -159,7 +160,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     model.train()
     trainer_cls = with_shared_prefix(SFTTrainer, SharedPrefixSFT, params.shared_prefix)
     trainer = trainer_cls(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                          peft_config=peft_config, callbacks=callbacks)
+                          peft_config=peft_config, callbacks=stage_callbacks(run_dir, "confidence", callbacks))
     resumed = last_checkpoint(config.output_dir, params.resume)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resumed)

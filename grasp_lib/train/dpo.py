@@ -21,6 +21,7 @@ from ..examples import read_jsonl, write_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
+from .callbacks import stage_callbacks
 from .common import (is_main_process, last_checkpoint, on_main_process, prompt_messages, save_log, shots_for,
                      stage_main, start_model, trainer_defaults)
 from .prefix import SharedPrefixDPO, with_shared_prefix
@@ -117,7 +118,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     model.train()
     trainer_cls = with_shared_prefix(DPOTrainer, SharedPrefixDPO, params.shared_prefix)
     trainer = trainer_cls(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                          peft_config=peft_config, callbacks=callbacks)
+                          peft_config=peft_config, callbacks=stage_callbacks(run_dir, "dpo", callbacks))
     resumed = last_checkpoint(config.output_dir, params.resume)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resumed)
@@ -127,7 +128,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
         save_log(trainer.state.log_history, run_dir / "results" / "dpo_log.jsonl")
     return counts | {"train_loss": result.training_loss, "steps": trainer.state.global_step, "seconds": seconds,
-                     "resumed_from": resumed}
+                     "processes": config.world_size, "resumed_from": resumed}
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from ..examples import read_jsonl
 from ..params import Params, ParamsError, check_section, trainer_fields, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards
+from .callbacks import stage_callbacks
 from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
                      trainer_defaults)
 from .prefix import SharedPrefixGRPO, with_shared_prefix
@@ -155,7 +156,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
         else GRPOTrainer
     trainer_cls = with_shared_prefix(trainer_cls, SharedPrefixGRPO, params.shared_prefix)
     trainer = trainer_cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
-                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
+                          processing_class=tokenizer, peft_config=peft_config,
+                          callbacks=stage_callbacks(run_dir, "grpo", callbacks))
     resumed = last_checkpoint(config.output_dir, params.resume)
     started = time.time()
     trainer.train(resume_from_checkpoint=resumed)
@@ -165,7 +167,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     save_trained(trainer, tokenizer, run_dir / "models" / "grpo")
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
         save_log(trainer.state.log_history, run_dir / "results" / "grpo_log.jsonl")
-    return {"steps": trainer.state.global_step, "seconds": seconds, "prompts": len(rows), "resumed_from": resumed}
+    return {"steps": trainer.state.global_step, "seconds": seconds, "prompts": len(rows),
+            "processes": config.world_size, "resumed_from": resumed}
 
 
 def main() -> None:

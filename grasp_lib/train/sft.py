@@ -14,6 +14,7 @@ from ..models import load_model, save_trained  # first: Unsloth must be imported
 from ..examples import curriculum_stages, read_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
+from .callbacks import stage_callbacks
 from .common import stage_main, last_checkpoint, save_log, sft_rows, shots_for, trainer_defaults
 from .prefix import SharedPrefixSFT, with_shared_prefix
 
@@ -50,7 +51,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
         dataset = Dataset.from_list(sft_rows(stage_rows, params, shots))
         config = configs[stage]
         trainer = trainer_cls(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                              peft_config=peft_config, callbacks=callbacks)
+                              peft_config=peft_config,
+                              callbacks=stage_callbacks(run_dir, "sft" if stage == "all" else f"sft-{stage}", callbacks))
         resumed_from[stage] = last_checkpoint(config.output_dir, params.resume)
         started = time.time()
         result = trainer.train(resume_from_checkpoint=resumed_from[stage])
@@ -65,7 +67,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     save_trained(trainer, tokenizer, run_dir / "models" / "sft")
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
         save_log(log, run_dir / "results" / "sft_log.jsonl")
-    summary = {"train_loss": result.training_loss, "steps": offset, "seconds": seconds, "examples": len(rows)}
+    summary = {"train_loss": result.training_loss, "steps": offset, "seconds": seconds, "examples": len(rows),
+               "processes": trainer.args.world_size}
     if len(stages) > 1:
         summary |= {"stages": {s: {"examples": len(r), "train_loss": losses[s]} for s, r in stages}}
     return summary | {"resumed_from": resumed_from if len(stages) > 1 else resumed_from["all"]}
