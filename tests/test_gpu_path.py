@@ -365,7 +365,8 @@ RANK_SCRIPT = textwrap.dedent("""
         error = None
     except Exception as err:
         error = f"{type(err).__name__}: {err}"
-    print(json.dumps({"rank": os.environ["RANK"], "got": got, "calls": calls, "error": error}))
+    with open(f"rank{os.environ['RANK']}.json", "w") as out:  # a file each: the ranks' stdout can interleave
+        json.dump({"rank": os.environ["RANK"], "got": got, "calls": calls, "error": error}, out)
 """)
 
 
@@ -376,8 +377,7 @@ def test_sampling_runs_on_rank_0_and_every_rank_gets_its_result(tmp_path):
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           str(script)], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    ranks = sorted((json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")),
-                   key=lambda r: r["rank"])
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [r["got"] for r in ranks] == [{"pairs": ["rank 0"]}] * 2  # rank 0's sample on both
     assert [r["calls"] for r in ranks] == [["0", "0"], []]  # rank 1 never sampled
     assert ranks[0]["error"] == "ValueError: no preference pairs"
