@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import corpora
 from .params import DataParams
-from .run_files import data_path, read_jsonl, report_path, write_json, write_jsonl  # noqa: F401  (read_jsonl)
+from .run_files import data_path, report_path, write_json, write_jsonl
 from .schema import Document, Entity, Example, split_units
 from .tasks import get_task
 

@@ -200,7 +200,7 @@ def check_stage(module, params, run_dir: Path) -> str:
 
 def check_eval(params, run_dir: Path, stage: str) -> str:
     from grasp_lib.evaluation import evaluate_model
-    from grasp_lib.examples import read_jsonl
+    from grasp_lib.run_files import read_jsonl
 
     rows = read_jsonl(run_dir / "data" / "eval.jsonl")
     metrics, records = evaluate_model(str(run_dir / "models" / stage), rows, params, run_dir)
@@ -222,7 +222,7 @@ def check_engines_agree(run_dir: Path, stage: str, information: bool = False) ->
 
 def _engines_agree(run_dir: Path, stage: str) -> str:
     from grasp_lib import infer, models
-    from grasp_lib.examples import read_jsonl
+    from grasp_lib.run_files import read_jsonl
 
     model, tokenizer, _ = models.load_model(str(run_dir / "models" / stage))
     conversations = [[{"role": "user", "content": row["text"]}] for row in read_jsonl(run_dir / "data" / "eval.jsonl")]

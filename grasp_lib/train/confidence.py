@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from ..models import generation_engine, load_model, save_trained  # first: Unsloth must be imported before TRL
-from ..examples import read_jsonl, write_jsonl
+from ..run_files import read_jsonl, write_jsonl
 from ..params import Params, check_section, write_run_info
 from ..parsing import parse, without_confidence
 from ..paths import resolve

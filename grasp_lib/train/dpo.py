@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..models import generation_engine, load_model, save_trained  # first: Unsloth must be imported before TRL
-from ..examples import read_jsonl, write_jsonl
+from ..run_files import read_jsonl, write_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards

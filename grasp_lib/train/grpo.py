@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..models import backend, load_model, save_trained  # first: Unsloth must be imported before TRL
-from ..examples import read_jsonl
+from ..run_files import read_jsonl
 from ..params import Params, ParamsError, check_section, trainer_fields, write_run_info
 from ..paths import resolve
 from ..rewards import build_rewards

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from ..models import load_model, save_trained  # first: Unsloth must be imported before TRL
-from ..examples import curriculum_stages, read_jsonl
+from ..examples import curriculum_stages
+from ..run_files import read_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
 from .callbacks import stage_callbacks
