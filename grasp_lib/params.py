@@ -104,7 +104,9 @@ class EvalParams:
     prefix_cache: bool = True  # fast engine: compute the shared task prompt's key/value prefix once
     max_prompt_tokens: Optional[Positive] = None  # longer prompts are cut (and counted); null = context - max_new_tokens
     constrained: bool = False  # grounded decoding: answers follow the task's JSON schema, mentions copied from the text
-    int8_check: Size = 96  # with int8: a seeded fp32 subsample of this many eval rows is scored too (delta in metrics)
+    # reduced precision (bf16 or int8): a seeded fp32 subsample of this many eval rows is scored too (metrics
+    # fidelity_check: both F1s and the delta, a warning over 1 point); 0 = off
+    fidelity_check: Size = 96
     # K sampled completions per eval unit (Best-F1@K, Avg@K, F1 against temperature); 0 = off.
     samples_k: Size = 0
     temperatures: Annotated[list[PositiveFloat], Field(min_length=1)] = field(default_factory=lambda: [1.0])  # when samples_k > 0
@@ -147,6 +149,9 @@ class Params:
     seed: Size = 42
     model: Annotated[str, Field(min_length=1)] = "smollm2-135m"  # smollm2-135m | tiny-random | a local path or hub id
     stages: Names = field(default_factory=lambda: ["sft", "grpo"])
+    # auto: bf16 where the hardware runs it natively (CUDA with bf16; a CPU with AMX or avx512_bf16), else fp32.
+    # Training: autocast bf16 with fp32 master weights and optimizer state; generation: weights cast once.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     data: DataParams = field(default_factory=DataParams)
     prompt: PromptParams = field(default_factory=PromptParams)
     lora: Optional[dict] = None  # peft.LoraConfig fields; null = full fine-tune
@@ -367,13 +372,14 @@ TRAINER_RANGES = {
 }
 
 
-def trainer_defaults(output_dir: Path, seed: int) -> dict:
-    """Settings every stage needs; params override them. TRL defaults to bf16, which is 22x slower
-    on a CPU without native bf16, and to gradient checkpointing, which only costs time at this size."""
+def trainer_defaults(output_dir: Path, seed: int, precision: str = "fp32") -> dict:
+    """Settings every stage needs; params override them. `precision` (resolved: fp32 | bf16) sets TRL's
+    `bf16` (accelerate's autocast, fp32 master weights; on the CPU too, with `use_cpu`). Gradient
+    checkpointing is off: it only costs time at this size."""
     import torch
 
     cuda = torch.cuda.is_available()
-    return {"output_dir": str(output_dir), "seed": seed, "data_seed": seed, "bf16": cuda and torch.cuda.is_bf16_supported(),
+    return {"output_dir": str(output_dir), "seed": seed, "data_seed": seed, "bf16": precision == "bf16",
             "use_cpu": not cuda, "gradient_checkpointing": False, "report_to": "none",
             "save_strategy": "no",  # params: save_strategy: steps, save_steps: N -> resumable checkpoints
             "logging_steps": 1, "dataloader_num_workers": 0, "disable_tqdm": False}

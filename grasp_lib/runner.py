@@ -132,12 +132,14 @@ def run_notebooks(params_path: str, overrides: dict, run_dir: Path, notebooks: l
     return timings
 
 
-def machine_gflops(size: int = 1024, seconds: float = 1.0) -> float:
-    """This machine's fp32 matmul speed in GFLOP/s (best of repeated size x size products for about `seconds`,
-    torch's default threads). Wall times vary about 3x between machines: each run records this beside them."""
+def machine_gflops(size: int = 1024, seconds: float = 1.0, dtype: str = "fp32") -> float:
+    """This machine's matmul speed in GFLOP/s in `dtype` (fp32 | bf16; best of repeated size x size products
+    for about `seconds`, torch's default threads). Wall times vary about 3x between machines: each run records
+    this beside them."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    kind = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(size, size, dtype=kind), torch.randn(size, size, dtype=kind)
     best, spent = float("inf"), 0.0
     while spent < seconds:
         started = time.perf_counter()
@@ -147,9 +149,11 @@ def machine_gflops(size: int = 1024, seconds: float = 1.0) -> float:
     return round(2 * size ** 3 / best / 1e9, 1)
 
 
-def record_machine(info_path: Path) -> dict:
-    """Measure the machine once, add it to the run's info file; returns {"machine_gflops": N}."""
-    machine = {"machine_gflops": machine_gflops()}
+def record_machine(info_path: Path, precision: str) -> dict:
+    """Measure the machine once (fp32 and bf16 matmul), add it and the run's resolved precision to the run's
+    info file; returns {"machine_gflops": N, "machine_gflops_bf16": N, "precision": P}."""
+    machine = {"machine_gflops": machine_gflops(), "machine_gflops_bf16": machine_gflops(dtype="bf16"),
+               "precision": precision}
     info_path.write_text(json.dumps(json.loads(info_path.read_text()) | machine, indent=2))
     return machine
 
@@ -183,7 +187,9 @@ def run(params_path: str, overrides: dict, notebooks: list[str] | None = None,
     preflight(params, resolve(params_path))  # TRL/PEFT sections, rewards, datasets, model (imports TRL once)
     run_dir = resolve(run_dir or Path("runs") / params.name)
     with run_lock(run_dir):
-        machine = record_machine(write_run_info(params, run_dir, "run"))
+        from .models import resolve_precision  # transformers: after preflight has imported it anyway
+
+        machine = record_machine(write_run_info(params, run_dir, "run"), resolve_precision(params.precision))
         if "01_data" in notebooks:
             record_inputs(params, run_dir)
         return _run_and_report(params, params_path, overrides, run_dir, notebooks, machine)
@@ -199,7 +205,8 @@ def _run_and_report(params: Params, params_path: str, overrides: dict, run_dir: 
         print(f"FAILED: {err}", file=sys.stderr)
         return 1
     print(f"\nrun {params.name}: {time.time() - started:.0f} s  (per notebook: {timings}; machine "
-          f"{machine['machine_gflops']} GFLOP/s fp32 matmul)")
+          f"{machine['machine_gflops']} GFLOP/s fp32 / {machine['machine_gflops_bf16']} bf16 matmul; "
+          f"precision {machine['precision']})")
     datasets = ", ".join(params.data.mixture) if params.data.mixture else params.data.dataset
     print(f"F1 on {datasets} ({params.data.eval_split}; NER: strict / partial micro-F1; other datasets: "
           f"their headline F1) from {run_dir / 'results' / 'metrics.json'}:")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .evaluation import stage_models
+from .evaluation import generation_options, generation_precision, stage_models
 from .infer import generate_result
-from .models import generation_engine, load_model
+from .models import load_model
 from .params import Params
 from .prompts import prompt_messages, shots_for
 from .run_files import data_path, read_jsonl, samples_path, write_jsonl
@@ -31,9 +31,7 @@ def sample_stage(params: Params, run_dir: Path, stage: str) -> Path:
         result = generate_result(model, tokenizer, conversations, batch_size=params.eval.batch_size,
                                  max_new_tokens=params.eval.max_new_tokens, do_sample=True, temperature=float(t),
                                  num_samples=params.eval.samples_k, seed=params.seed,
-                                 engine=generation_engine(params.eval.engine),
-                                 int8=params.eval.int8, prefix_cache=params.eval.prefix_cache,
-                                 max_prompt_tokens=params.eval.max_prompt_tokens)
+                                 **generation_options(params, generation_precision(params)))
         out += [{"stage": stage, "id": row["id"], "dataset": row.get("dataset", ""), "temperature": float(t),
                  "sample": k, "completion": text}
                 for row, texts in zip(rows, result.texts) for k, text in enumerate(texts)]

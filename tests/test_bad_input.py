@@ -46,7 +46,7 @@ def no_notebooks(monkeypatch):
     ("grpo.num_generations=3", ["grpo", "GRPOConfig", "divisible by num_generations"]),  # TRL's own check
     ("sft.bogus_key=1", ["sft: unknown key(s) ['bogus_key'] for SFTConfig"]),
     ("grpo.constrained_rollouts=maybe", ["grpo.constrained_rollouts: expected true or false, got 'maybe'"]),
-    ("eval.int8_check=-1", ["eval.int8_check = -1", "greater than or equal to 0"]),
+    ("eval.fidelity_check=-1", ["eval.fidelity_check = -1", "greater than or equal to 0"]),
     ("lora.r=0", ["lora.r = 0", "greater than or equal to 1"]),
     ("lora.bogus=1", ["lora: unknown key(s) ['bogus'] for LoraConfig"]),
     ("rewards.funcs=format,entiti", ["unknown reward(s) ['entiti']"]),

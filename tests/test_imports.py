@@ -47,7 +47,7 @@ ALLOWED = {
     "sampling_eval": {"evaluation", "infer", "models", "params", "prompts", "run_files"},  # + part of evaluation
     # + evaluation: the F1 summary at the end of a run; corpora: checksums of the files a run read;
     # progress: tails the kernels' events
-    "runner": {"params", "paths", "evaluation", "corpora", "progress"},
+    "runner": {"params", "paths", "evaluation", "corpora", "progress", "models"},
     "__main__": {"params", "paths", "runner", "evaluation", "figures", "corpora"},  # the cli
 }
 

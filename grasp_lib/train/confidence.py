@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..models import generation_engine, load_model, save_trained  # first: Unsloth must be imported before TRL
+from ..models import generation_engine, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
 from ..run_files import read_jsonl, write_jsonl
 from ..params import Params, check_section, write_run_info
 from ..parsing import parse, without_confidence
@@ -92,6 +92,7 @@ def measure(model, tokenizer, params: Params, rows: list[dict], conversations: l
 
     settings = params.confidence
     common = {"batch_size": params.eval.batch_size, "engine": generation_engine(params.eval.engine),
+              "precision": resolve_precision(params.precision),
               "max_new_tokens": settings.max_new_tokens or params.eval.max_new_tokens}
     greedy = generate(model, tokenizer, conversations, **common)
     sampled = generate(model, tokenizer, conversations, do_sample=True, temperature=settings.temperature,
@@ -136,7 +137,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     check_section(params.confidence_sft, SFTConfig, "confidence_sft")
     write_run_info(params, run_dir, "confidence")
     # the trainer config first: under DeepSpeed ZeRO-3 it makes the model load sharded
-    defaults = trainer_defaults(run_dir / "checkpoints" / "confidence", params.seed)
+    defaults = trainer_defaults(run_dir / "checkpoints" / "confidence", params.seed, resolve_precision(params.precision))
     config = SFTConfig(**(defaults | params.confidence_sft))
     model, tokenizer, peft_config = load_model(start_model(params, run_dir, "confidence"), params.lora,
                                                unsloth=params.unsloth, seed=params.seed)

@@ -16,7 +16,7 @@ import math
 import time
 from pathlib import Path
 
-from ..models import generation_engine, load_model, save_trained  # first: Unsloth must be imported before TRL
+from ..models import generation_engine, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
 from ..run_files import read_jsonl, write_jsonl
 from ..params import Params, check_section, write_run_info
 from ..paths import resolve
@@ -72,7 +72,8 @@ def sample_pairs(model, tokenizer, params: Params, run_dir: Path) -> tuple[list[
     max_new = pref.max_new_tokens or params.grpo.get("max_completion_length") or params.eval.max_new_tokens
     samples = generate(model, tokenizer, conversations, batch_size=params.eval.batch_size, max_new_tokens=max_new,
                        do_sample=True, temperature=pref.temperature, num_samples=pref.samples, seed=params.seed,
-                       progress=False, engine=generation_engine(params.eval.engine))
+                       progress=False, engine=generation_engine(params.eval.engine),
+                       precision=resolve_precision(params.precision))
     funcs = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
     weights = params.grpo.get("reward_weights")
     flat_rows = [r for r in rows for _ in range(pref.samples)]
@@ -95,7 +96,8 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     check_section(params.dpo, DPOConfig, "dpo")
     write_run_info(params, run_dir, "dpo")
     # the trainer config first: under DeepSpeed ZeRO-3 it makes the model load sharded
-    config = DPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "dpo", params.seed) | params.dpo))
+    precision = resolve_precision(params.precision)
+    config = DPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "dpo", params.seed, precision) | params.dpo))
     model, tokenizer, peft_config = load_model(start_model(params, run_dir, "dpo"), params.lora,
                                                unsloth=params.unsloth, seed=params.seed)
 

@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from ..models import backend, load_model, save_trained  # first: Unsloth must be imported before TRL
+from ..models import backend, cast_for_generation, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
 from ..run_files import read_jsonl
 from ..params import Params, ParamsError, check_section, trainer_fields, write_run_info
 from ..paths import resolve
@@ -56,7 +56,8 @@ def accepted_kwargs_only(func, optional: set[str]):
 @functools.cache
 def fast_rollout_trainer(grounded: tuple[str, ...] | None = None):
     """GRPOTrainer whose rollouts run through grasp_lib.infer.Engine (shared-prefix KV cache, identical prompts
-    prefilled once, finished sequences leave the batch) on the current policy weights, fp32.
+    prefilled once, finished sequences leave the batch) on the current policy weights: fp32, or with TRL's `bf16`
+    (params precision) a bf16 copy of them refreshed at every step (one copy, overwritten in place).
 
     Only TRL's plain-transformers generation step (`_generate_single_turn`) is replaced, and only where the
     engine reproduces it: no vLLM / continuous batching, no images or tools, no repetition penalty or other
@@ -114,8 +115,12 @@ def fast_rollout_trainer(grounded: tuple[str, ...] | None = None):
                                               gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs
                                               ) as unwrapped_model,
                   torch.no_grad()):
+                policy = unwrapped_model
+                if self.args.bf16:
+                    self._bf16_policy = cast_for_generation(policy, "bf16", into=getattr(self, "_bf16_policy", None))
+                    policy = self._bf16_policy.train(unwrapped_model.training)
                 # a fresh engine per step: the policy weights changed, so the prefix is recomputed
-                engine = Engine(unwrapped_model, self._tokenizer, batch_size=max(1, len(prompt_ids)),
+                engine = Engine(policy, self._tokenizer, batch_size=max(1, len(prompt_ids)),
                                 stop_ids=list(self.eos_token_ids), set_eval=False)
                 ids = engine.generate_ids([list(p) for p in prompt_ids], config.max_new_tokens, sampling, seed=None,
                                           answers=answers)
@@ -144,7 +149,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     # (a config first: under DeepSpeed ZeRO-3 it makes the model load sharded)
     # completions with each reward go to checkpoints/grpo/completions/*.parquet (params can switch it off)
     logging = {"log_completions": True, "num_completions_to_print": 0}
-    config = GRPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed) | logging | grpo_fields))
+    precision = resolve_precision(params.precision)
+    defaults = trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed, precision)
+    config = GRPOConfig(**(defaults | logging | grpo_fields))
     start = start_model(params, run_dir, "grpo")
     model, tokenizer, peft_config = load_model(start, params.lora, unsloth=params.unsloth, seed=params.seed, vllm=True)
 

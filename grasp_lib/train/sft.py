@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..models import load_model, save_trained  # first: Unsloth must be imported before TRL
+from ..models import load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
 from ..examples import curriculum_stages
 from ..run_files import read_jsonl
 from ..params import Params, check_section, write_run_info
@@ -41,7 +41,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     # Trainer configs, then the model (a config first: under DeepSpeed ZeRO-3 it makes the model load sharded)
     checkpoints = run_dir / "checkpoints" / "sft"
     output_dirs = {stage: checkpoints if stage == "all" else checkpoints / f"stage-{stage}" for stage, _ in stages}
-    configs = {stage: SFTConfig(**(trainer_defaults(d, params.seed) | params.sft)) for stage, d in output_dirs.items()}
+    precision = resolve_precision(params.precision)
+    configs = {stage: SFTConfig(**(trainer_defaults(d, params.seed, precision) | params.sft))
+               for stage, d in output_dirs.items()}
     model, tokenizer, peft_config = load_model(params.model, params.lora, unsloth=params.unsloth, seed=params.seed)
 
     # Training: one trainer pass per stage, each continuing from the previous stage's weights (and
