@@ -3,12 +3,15 @@
     flock /tmp/grasp-cpu.lock .venv/bin/python bench/infer.py                  # 256 sentences, SFT model
     .venv/bin/python bench/infer.py --n 32 --model smollm2-135m               # a quick look
     .venv/bin/python bench/infer.py --paths fast,constrained                  # grounded decoding's cost
+    .venv/bin/python bench/infer.py --paths fast,fast-bf16 --n 300            # bf16 against fp32 (issue goal)
 
 Prints sentences/s, the speed-up over plain generate (batch 16), strict micro-F1 of each path on those
 sentences, the share of answers that are valid JSON and of predicted mentions that are not in the text,
 and how many fp32 outputs equal plain generate's token for token. `constrained` is the fast engine with
-grounded decoding (grasp_lib.constrained), compared with `fast` in throughput. Last line:
-`infer: <sentences/s> sentences/s, <x>x plain generate, F1 delta <points>` for the fastest engine path.
+grounded decoding (grasp_lib.constrained), compared with `fast` in throughput; `-bf16` paths decode on
+bf16 weights (cast once), `-int8` on int8 weights (fp32 prefill). Last line: `infer: <sentences/s>
+sentences/s, <x>x plain generate, F1 delta <points>` for the fastest engine path, then `bf16 <x>x over fp32
+engine, F1 delta <points>` (fast-bf16 against fast) when both ran.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from grasp_lib.constrained import Grounding  # noqa: E402
 from grasp_lib.infer import generate_result, grounded_answers, stop_token_ids  # noqa: E402
 from grasp_lib.metrics import score_predictions  # noqa: E402
 from grasp_lib.params import load  # noqa: E402
+from grasp_lib.runner import machine_gflops  # noqa: E402
 from grasp_lib.train.common import prompt_messages  # noqa: E402
 
 
@@ -41,7 +45,9 @@ def main() -> None:
     parser.add_argument("--plain-batch", type=int, default=16)
     parser.add_argument("--fast-batch", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: params eval.max_new_tokens")
-    parser.add_argument("--paths", default="plain,fast,fast-int8")
+    parser.add_argument("--bf16-batch", type=int, default=None, help="batch of the -bf16 paths (default: --fast-batch)")
+    parser.add_argument("--paths", default="plain,fast,fast-bf16,fast-int8")
+    parser.add_argument("--attn", default=None, help="attention kernel (transformers attn_implementation: sdpa, eager)")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     args = parser.parse_args()
 
@@ -52,14 +58,20 @@ def main() -> None:
     rows = random.Random(args.seed).sample(usable, min(args.n, len(usable)))
     conversations = [prompt_messages(r, params, []) for r in rows]
     model, tokenizer, _ = load_model(args.model)
-    print(f"model {args.model}, {len(rows)} BC5CDR test sentences (seed {args.seed}), max_new_tokens {max_new}")
+    if args.attn:
+        model.set_attn_implementation(args.attn)
+    print(f"model {args.model}, {len(rows)} BC5CDR test sentences (seed {args.seed}), max_new_tokens {max_new}, "
+          f"attention {model.config._attn_implementation}, machine {machine_gflops()} GFLOP/s fp32 / "
+          f"{machine_gflops(dtype='bf16')} bf16")
 
     answers = grounded_answers(rows, params.prompt.levels)
     if any("constrained" in name for name in args.paths.split(",")):
         started = time.time()  # llguidance's token trie: built once per tokenizer and process, not timed below
         Grounding(tokenizer, stop_token_ids(model, tokenizer))
         print(f"grounded decoding: tokenizer set up once in {time.time() - started:.1f} s")
+    bf16 = dict(engine="fast", batch_size=args.bf16_batch or args.fast_batch, precision="bf16")
     settings = {"plain": dict(engine="plain", batch_size=args.plain_batch),
+                "fast-bf16": bf16, "constrained-bf16": bf16 | dict(answers=answers),
                 "fast": dict(engine="fast", batch_size=args.fast_batch),
                 "fast-int8": dict(engine="fast", batch_size=args.fast_batch, int8=True),
                 "constrained": dict(engine="fast", batch_size=args.fast_batch, answers=answers),
@@ -102,7 +114,13 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "ids"}
                                                for k, v in results.items()}, indent=2))
-    print(f"infer: {r['rate']:.2f} sentences/s, {speedup:.2f}x plain generate, F1 delta {delta:+.2f}")
+    line = f"infer: {r['rate']:.2f} sentences/s, {speedup:.2f}x plain generate, F1 delta {delta:+.2f}"
+    if "fast" in results and "fast-bf16" in results:
+        fp32, half = results["fast"], results["fast-bf16"]
+        same = sum(a == b for a, b in zip(fp32["ids"], half["ids"]))
+        line += (f", bf16 {half['rate'] / fp32['rate']:.2f}x over fp32 engine, F1 delta "
+                 f"{100 * (half['f1'] - fp32['f1']):+.2f} (identical outputs {same}/{len(rows)})")
+    print(line)
 
 
 def answer_shares(rows: list[dict], records: list[dict]) -> dict:

@@ -1,4 +1,5 @@
-"""Training speed: TRL's padded forward against the shared-prefix forward (params `shared_prefix`), one run.
+"""Training speed: TRL's padded forward against the shared-prefix forward (params `shared_prefix`), and the
+shared-prefix step in bf16 (params `precision`) against fp32, one run.
 
     flock /tmp/grasp-cpu.lock .venv/bin/python bench/train.py          # about 10 minutes on 2 cores
 
@@ -10,9 +11,11 @@ runner's environment), so its peak resident memory is its own:
   loss curves of both paths side by side;
 - GRPO, from the shared-prefix SFT model of the same run: s/step of the loss forward + backward (TRL's
   training_step without the rollouts) and of the whole step (rollouts and optimizer included).
-Prints the machine's fp32 matmul speed first, then a final line
-`train: sft Nx, grpo Nx, peak RSS N GB, machine N GFLOP/s` (the ratios: stock time / shared time for an
-SFT step and for GRPO's loss part; peak RSS: the largest of the shared-prefix processes).
+Three configurations: `stock` and `shared` in fp32, `bf16` (shared prefix, mixed precision). Prints the
+machine's fp32 and bf16 matmul speeds first, then a final line `train: sft Nx, grpo Nx (shared prefix over
+stock), bf16: sft step Nx, grpo step Nx (over fp32), peak RSS N GB, machine N GFLOP/s fp32 / N bf16` (stock
+time / shared time for an SFT step and for GRPO's loss part; fp32 shared / bf16 for an SFT step and a whole
+GRPO step, rollouts included; peak RSS: the largest of the shared-prefix processes).
 `--levers` measures the other levers instead (LEVERS: glibc's default malloc, the tied embedding frozen,
 torch.compile), each a shared-prefix SFT run of its own, against the runner's settings.
 `--child` runs one configuration (used by the parent; `--extra` passes params overrides as JSON, e.g.
@@ -123,7 +126,7 @@ def spawn(stage: str, name: str, run_dir: Path, overrides: dict, freeze: bool = 
           timeout: float | None = None) -> dict | None:
     """Train one configuration in its own process; its figures, or None when it ran past `timeout` seconds."""
     out = run_dir / f"{stage}-{name}.json"
-    overrides = {"shared_prefix": name != "stock"} | overrides
+    overrides = {"shared_prefix": name != "stock", "precision": PRECISION.get(name, "fp32")} | overrides
     command = [sys.executable, __file__, "--child", stage, "--run-dir", str(run_dir), "--out", str(out),
                "--extra", json.dumps(overrides)] + (["--freeze-embedding"] if freeze else [])
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | environment
@@ -137,7 +140,10 @@ def spawn(stage: str, name: str, run_dir: Path, overrides: dict, freeze: bool = 
     return json.loads(out.read_text())
 
 
-# Other levers, each against the shared-prefix SFT step with the runner's settings (--levers):
+PRECISION = {"bf16": "bf16"}  # configuration -> params precision; the others run in fp32
+CONFIGURATIONS = ("stock", "bf16", "shared")  # shared last: its fp32 SFT model is the one GRPO starts from
+
+# Other levers, each against the shared-prefix SFT step in bf16 with the runner's settings (--levers):
 # (params overrides, freeze the tied embedding, the child's environment)
 GLIBC_DEFAULT_MALLOC = {k: v for k, v in ENVIRONMENT.items() if not k.startswith("MALLOC_")}
 LEVERS = {"shared": ({}, False, ENVIRONMENT),
@@ -149,7 +155,8 @@ LEVERS = {"shared": ({}, False, ENVIRONMENT),
 def levers(run_dir: Path, overrides: dict, timeout: float) -> None:
     base = None
     for name, (extra, freeze, environment) in LEVERS.items():
-        result = spawn("sft", name, run_dir, overrides | extra | {"stages": ["sft"]}, freeze, environment, timeout)
+        result = spawn("sft", name, run_dir, overrides | extra | {"stages": ["sft"], "precision": "bf16"}, freeze,
+                       environment, timeout)
         if result is None:
             print(f"sft  {name}: did not finish {overrides['sft.max_steps']} steps in {timeout:.0f} s", flush=True)
             continue
@@ -203,21 +210,25 @@ def main() -> None:
     if args.child:
         return child(args.child, args.run_dir, json.loads(args.extra), args.out, args.freeze_embedding)
 
-    machine = machine_gflops()
-    print(f"machine: {machine} GFLOP/s fp32 matmul (1024x1024, {os.cpu_count()} cores)", flush=True)
+    machine, machine_bf16 = machine_gflops(), machine_gflops(dtype="bf16")
+    print(f"machine: {machine} GFLOP/s fp32, {machine_bf16} bf16 matmul (1024x1024, {os.cpu_count()} cores)",
+          flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         overrides = prepare(Path(tmp), args.sft_steps, args.grpo_steps) | json.loads(args.extra)
         if args.levers:
             return levers(Path(tmp), overrides, args.lever_timeout)
         sft = {name: spawn("sft", name, Path(tmp), overrides | {"stages": ["sft"]}, args.freeze_embedding)
-               for name in ("stock", "shared")}  # shared last: its SFT model is the one GRPO starts from
+               for name in CONFIGURATIONS}
         for name, result in sft.items():
             print(sft_line(name, result), flush=True)
         drift = max(abs(a - b) / abs(a) for a, b in zip(sft["stock"]["loss"], sft["shared"]["loss"]))
         print(f"sft loss curves: stock {[round(x, 4) for x in sft['stock']['loss']]}, shared "
               f"{[round(x, 4) for x in sft['shared']['loss']]} (largest relative difference {drift:.1e})")
+        bf16_drift = abs(mean(sft["bf16"]["loss"][-3:]) / mean(sft["shared"]["loss"][-3:]) - 1)
+        print(f"sft loss, bf16 against fp32: {[round(x, 4) for x in sft['bf16']['loss']]} (mean of the last 3 "
+              f"within {100 * bf16_drift:.1f}%)")
         grpo = {name: spawn("grpo", name, Path(tmp), overrides | {"stages": ["sft", "grpo"]})
-                for name in ("stock", "shared")}
+                for name in CONFIGURATIONS}
         for name, result in grpo.items():
             print(grpo_line(name, result), flush=True)
     sft_x, sft_cpu = ratios(sft["stock"], sft["shared"], "steps")
@@ -225,8 +236,15 @@ def main() -> None:
     whole_x, whole_cpu = ratios(grpo["stock"], grpo["shared"], "steps")
     print(f"speed-ups, wall (CPU time): sft step {sft_x:.2f}x ({sft_cpu:.2f}x), grpo loss part {grpo_x:.2f}x "
           f"({grpo_cpu:.2f}x), grpo whole step with rollouts {whole_x:.2f}x ({whole_cpu:.2f}x)")
-    peak = max(sft["shared"]["peak_rss_gb"], grpo["shared"]["peak_rss_gb"])
-    print(f"train: sft {sft_x:.2f}x, grpo {grpo_x:.2f}x, peak RSS {peak:.2f} GB, machine {machine} GFLOP/s")
+    bf16_sft, bf16_sft_cpu = ratios(sft["shared"], sft["bf16"], "steps")
+    bf16_grpo, bf16_grpo_cpu = ratios(grpo["shared"], grpo["bf16"], "steps")
+    print(f"bf16 over fp32 (shared prefix), wall (CPU time): sft step {bf16_sft:.2f}x ({bf16_sft_cpu:.2f}x), grpo "
+          f"whole step {bf16_grpo:.2f}x ({bf16_grpo_cpu:.2f}x), grpo rollouts "
+          f"{ratios(grpo['shared'], grpo['bf16'], 'rollouts')[0]:.2f}x")
+    peak = max(r["peak_rss_gb"] for r in (sft["shared"], grpo["shared"], sft["bf16"], grpo["bf16"]))
+    print(f"train: sft {sft_x:.2f}x, grpo {grpo_x:.2f}x (shared prefix over stock), bf16: sft step {bf16_sft:.2f}x, "
+          f"grpo step {bf16_grpo:.2f}x (over fp32), peak RSS {peak:.2f} GB, machine {machine} GFLOP/s fp32 / "
+          f"{machine_bf16} bf16")
 
 
 if __name__ == "__main__":
