@@ -91,7 +91,8 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
 def _rescore(runs: list[str], decompose: bool, scheme: str = "strict") -> int:
     from pathlib import Path
 
-    from .evaluation import cross_checks, decomposition, f1_table, rescore_run
+    from .evaluation import cross_checks, decomposition, rescore_run
+    from .metrics import f1_table
 
     for run_dir in runs:
         print(run_dir)

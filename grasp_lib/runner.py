@@ -155,7 +155,7 @@ def record_machine(info_path: Path) -> dict:
 
 
 def f1_summary(run_dir: Path) -> str:
-    from .evaluation import f1_table
+    from .metrics import f1_table
 
     metrics_path = run_dir / "results" / "metrics.json"
     if not metrics_path.exists():

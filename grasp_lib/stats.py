@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import parsed_row
+from .tasks import example_f1, f1
 from .parsing import stated_confidence  # noqa: F401  (part of this module's API: calibration reads it)
 from . import run_files
 from .run_files import data_path, join, load_run, read_jsonl, samples_paths  # noqa: F401  (load_run: API)
@@ -25,13 +26,8 @@ from .run_files import data_path, join, load_run, read_jsonl, samples_paths  # n
 # ---------------------------------------------------------------- per-example counts
 
 
-def f1_from(tp_p, tp_r, pred, gold):
-    """Micro F1 from summed counts (numpy arrays or floats); 0 where nothing is predicted or gold."""
-    tp_p, tp_r, pred, gold = (np.asarray(x, dtype=float) for x in (tp_p, tp_r, pred, gold))
-    precision = np.divide(tp_p, pred, out=np.zeros_like(tp_p), where=pred > 0)
-    recall = np.divide(tp_r, gold, out=np.zeros_like(tp_r), where=gold > 0)
-    total = precision + recall
-    return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+# F1 of summed counts, element-wise over numpy arrays (bootstrap resamples): the metrics' own F1
+f1_from = np.vectorize(f1, otypes=[float])
 
 
 def _as_tuple(c: dict) -> tuple[float, float, float, float]:
@@ -44,9 +40,9 @@ def score_example(row: dict, completion: str, scheme: str = "strict") -> dict:
     spec, family, parsed = parsed_row(row, completion)
     counts = family.headline_part.counts(parsed, row, spec, family.headline_view(scheme))
     tp_p, tp_r, pred, gold = _as_tuple(counts["ALL"])
-    f1 = 0.0 if not parsed.ok else (1.0 if pred == 0 and gold == 0 else float(f1_from(tp_p, tp_r, pred, gold)))
     return {"id": str(row["id"]), "dataset": row.get("dataset", ""), "family": family.name, "tp_p": tp_p,
-            "tp_r": tp_r, "pred": pred, "gold": gold, "f1": f1, "exact": family.exactly_right(parsed, row, spec),
+            "tp_r": tp_r, "pred": pred, "gold": gold, "f1": example_f1(counts) if parsed.ok else 0.0,
+            "exact": family.exactly_right(parsed, row, spec),
             "per_type": {label: _as_tuple(c) for label, c in counts.items() if label != "ALL"},
             "status": {parsed.status: 1}}
 

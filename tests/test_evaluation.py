@@ -1,7 +1,8 @@
 import json
 
 from grasp_lib.__main__ import main
-from grasp_lib.evaluation import cross_checks, dataset_table, decomposition, f1_table, rescore_run
+from grasp_lib.evaluation import cross_checks, decomposition, rescore_run
+from grasp_lib.metrics import dataset_table, f1_table
 from grasp_lib.metrics import score_predictions
 from grasp_lib.run_files import write_jsonl
 
