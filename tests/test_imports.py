@@ -37,8 +37,9 @@ ALLOWED = {
     "constrained": {"tasks", "parsing", "prompts"},  # + prompts: the confidence line
     # + prompts, parsing, tasks: chat encoding and grounded answers, until the engine works on ids alone
     "infer": {"models", "constrained", "progress", "prompts", "parsing", "tasks"},
+    "train.packing": set(),  # torch only (test_packing_imports_torch_only)
     # + stats: the confidence stage's targets; examples: the SFT curriculum; tasks: the gold target; paths
-    "train": {"models", "rewards", "prompts", "params", "infer", "run_files", "progress", "stats",
+    "train": {"models", "rewards", "prompts", "params", "infer", "train.packing", "run_files", "progress", "stats",
               "examples", "tasks", "paths", "parsing"},
     "figures": {"stats", "run_files", "paths"},  # reads runs/ files only (+ stats computes from them)
     "evaluation": {"infer", "models", "metrics", "prompts", "run_files", "params"},  # + params: the settings
@@ -48,7 +49,7 @@ ALLOWED = {
     "runner": {"params", "paths", "run_files", "metrics", "corpora", "progress"},
     "__main__": {"params", "paths", "run_files", "runner", "evaluation", "metrics", "figures", "corpora"},
 }
-SUBROOMS: set[str] = set()  # a module that is a room of its own inside a package
+SUBROOMS = {"train.packing"}  # a module that is a room of its own inside a package
 
 
 def room_of(module: str) -> str:
@@ -142,6 +143,15 @@ def test_no_table_keyed_by_family_name_outside_tasks():
              for line in _family_tables(path.read_text())]
     assert not found, found
     assert _family_tables('COLUMNS = {"ner": 1, "qa": 2}\nOTHER = {"ner": 1, "x": 2}\n') == [1]
+
+
+def test_packing_imports_torch_only():
+    tree = ast.parse((PACKAGE / "train" / "packing.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 and node.level == 0}
+    assert imported <= {"__future__", "dataclasses", "typing", "torch"}, imported
 
 
 def _family_comparisons(source: str) -> list[int]:
