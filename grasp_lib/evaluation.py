@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
 import time
 from pathlib import Path
 
 from . import run_files
 from .infer import generate_result, grounded_answers
-from .metrics import cross_check, decompose, score_predictions
+from .metrics import cross_check, score_predictions
 from .models import generation_engine, load_model
 from .params import Params
 from .prompts import prompt_messages, shots_for
@@ -103,16 +102,10 @@ def saved_completions(run_dir: Path) -> dict[str, tuple[list[dict], list[str]]]:
 
 def rescore_run(run_dir: Path) -> dict:
     """Recompute results/metrics.json from the saved completions in results/predictions.jsonl, without
-    generating (after a change to the parser, matcher or metrics). Generation timings are kept. The first
-    rescore of metrics written before scoring v2 keeps them as results/metrics_before_v2.json (what
-    `decomposition` compares with)."""
+    generating (after a change to the parser, matcher or metrics). Generation timings are kept."""
     run_dir = Path(run_dir)
     old_path = run_files.metrics_path(run_dir)
     old = run_files.read_json(old_path) if old_path.exists() else {}
-    if old and not any(isinstance(m, dict) and "scoring" in m for m in old.values()):
-        before = old_path.with_name("metrics_before_v2.json")
-        if not before.exists():
-            shutil.copyfile(old_path, before)
     all_metrics, all_records = {}, []
     for stage, (rows, completions) in saved_completions(run_dir).items():
         metrics, records = score_predictions(rows, completions)
@@ -121,25 +114,6 @@ def rescore_run(run_dir: Path) -> dict:
         all_records += [{"stage": stage} | r for r in records]
     write_results(run_dir, all_metrics, all_records)
     return all_metrics
-
-
-def decomposition(run_dir: Path, scheme: str = "strict") -> list[dict]:
-    """Per stage, the entity micro-F1 (nervaluate `scheme`) from the figure before scoring v2 to the strict
-    reading, one change at a time (metrics.DECOMPOSITION), from the saved completions: the first row is
-    the figure the old code wrote (results/metrics_before_v2.json, when the run has one), `delta` each
-    step's change. Also the all-occurrences and set readings."""
-    run_dir = Path(run_dir)
-    before_path = run_files.metrics_path(run_dir).with_name("metrics_before_v2.json")
-    old = run_files.read_json(before_path) if before_path.exists() else {}
-    table = []
-    for stage, (rows, completions) in saved_completions(run_dir).items():
-        steps = decompose(rows, completions, scheme)
-        old_f1 = old.get(stage, {}).get(scheme, {}).get("micro", {}).get("f1")
-        if old_f1 is not None:
-            steps = [{"step": "before v2 (as saved)", "scheme": scheme, "f1": old_f1, "delta": None}] + steps
-            steps[1]["delta"] = steps[1]["f1"] - old_f1
-        table += [{"stage": stage} | step for step in steps]
-    return table
 
 
 def cross_checks(run_dir: Path) -> list[dict]:

@@ -6,7 +6,7 @@ readings, each with nervaluate's four schemes (strict: exact span and type; exac
 overlapping span, a partial match counts 0.5; type: overlapping span, same type):
 - top level, `strict` reading: the predicted string verbatim (case-sensitive) in the text, each listed
   string standing for one occurrence (the headline: what the output schema asks and the rewards train);
-- `lenient`: case/whitespace-insensitive or fuzzy occurrences count too (the reading before scoring v2);
+- `lenient`: case/whitespace-insensitive or fuzzy occurrences count too;
 - `all_occurrences`: every verbatim occurrence of a predicted (string, type) is labelled (the usual
   conversion of generative output to spans);
 plus `set`: the F1 of (string, type) sets per example (generative-IE papers report it).
@@ -100,8 +100,8 @@ def _dataset_result(name: str, totals: dict, parse_status: Counter, n: int) -> d
 def f1_table(metrics: dict) -> list[dict]:
     """One row per stage: entity micro-F1 under the strict and lenient readings, partial, every occurrence
     and (string, type) sets, and strict F1 per type; for a multi-dataset run the entity columns are pooled
-    over its entity-headline datasets and each dataset adds its headline F1 column. Metrics written before
-    scoring v2 (no lenient reading) give the columns they have."""
+    over its entity-headline datasets and each dataset adds its headline F1 column. A metrics file without
+    some reading gives the columns it has."""
     table = []
     for stage, m in metrics.items():
         row = {"stage": stage, "n": m["n"]}
@@ -153,38 +153,6 @@ def ner_scores(pred_spans: list[list[Span | None]], gold_spans: list[list[Span]]
     return {s: label_block(totals[s], labels) for s in SCHEMES}
 
 
-# ---------------------------------------------------------------- what the v2 scoring changed
-
-DECOMPOSITION = (  # one change at a time, from the reading before v2 to the strict one
-    ("lenient alignment, greedy matching", EntityView(alignment="lenient", matcher="greedy")),
-    ("optimal matching", EntityView(alignment="lenient")),
-    ("no fuzzy alignment", EntityView(alignment="normalised")),
-    ("verbatim, case-sensitive (strict)", EntityView()),
-    ("every occurrence of a predicted string", EntityView(occurrences="all")),
-    ("(string, type) sets per example", EntityView("set")),
-)
-
-
-def decompose(rows: list[dict], completions: list[str], scheme: str = "strict") -> list[dict]:
-    """Micro-F1 of the entities of `rows` (entity-headline datasets, pooled) under each step of
-    DECOMPOSITION with nervaluate's `scheme`; `delta` is the change from the step before."""
-    views = [(name, view if view.scheme == "set" else view._replace(scheme=scheme)) for name, view in DECOMPOSITION]
-    totals = {view: {} for _, view in views}
-    for row, completion in zip(rows, completions):
-        spec, family, parsed = parsed_row(row, completion)
-        if family.headline.part == "entities":
-            for _, view in views:
-                add_counts(totals[view], ENTITIES.counts(parsed, row, spec, view))
-    out, before = [], None
-    for name, view in views:
-        counts = totals[view].get("ALL", {"tp_p": 0.0, "tp_r": 0.0, "pred": 0, "gold": 0})
-        f1 = prf(**counts)["f1"]
-        out.append({"step": name, "scheme": view.scheme, "f1": f1, "delta": None if before is None else f1 - before,
-                    "tp": counts["tp_p"], "pred": counts["pred"], "gold": counts["gold"]})
-        before = f1
-    return out
-
-
 def _nervaluate_strict(true: list[list[dict]], pred: list[list[dict]]) -> float:
     tags = sorted({e["label"] for doc in true + pred for e in doc})
     return Evaluator(true, pred, tags=tags, loader="dict").evaluate()["overall"]["strict"].f1 if tags else 0.0
@@ -222,5 +190,5 @@ def cross_check(rows: list[dict], completions: list[str]) -> dict:
             "plain_set": 2 * both / (len(pred_set) + len(gold_set)) if pred_set or gold_set else 0.0}
 
 
-__all__ = ["SCORING", "score_predictions", "f1_table", "dataset_table", "ner_scores", "decompose", "example_counts", "example_f1", "prf",
+__all__ = ["SCORING", "score_predictions", "f1_table", "dataset_table", "ner_scores", "example_counts", "example_f1", "prf",
            "parsed_row", "headline_value", "cross_check"]

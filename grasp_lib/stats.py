@@ -19,9 +19,9 @@ import numpy as np
 
 from .metrics import parsed_row
 from .tasks import example_f1, f1
-from .parsing import stated_confidence  # noqa: F401  (part of this module's API: calibration reads it)
+from .parsing import stated_confidence
 from . import run_files
-from .run_files import data_path, join, load_run, read_jsonl, samples_paths  # noqa: F401  (load_run: API)
+from .run_files import data_path, join, load_run, read_jsonl, samples_paths
 
 # ---------------------------------------------------------------- per-example counts
 

@@ -13,7 +13,8 @@ from grasp_lib.prompts import system_prompt
 from grasp_lib.rewards.verifiers import UncertaintyReward
 from grasp_lib.tasks import get_task
 from grasp_lib.train import confidence
-from grasp_lib.train.common import prompt_messages, start_model
+from grasp_lib.prompts import prompt_messages
+from grasp_lib.train.common import start_model
 
 LABELS = ("Chemical", "Disease")
 TEXT = "Naloxone reversed the hypotension."

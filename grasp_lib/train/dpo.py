@@ -18,12 +18,12 @@ from pathlib import Path
 
 from ..models import generation_engine, load_model, save_trained  # first: Unsloth must be imported before TRL
 from ..run_files import read_jsonl, write_jsonl
-from ..params import Params, check_section, write_run_info
+from ..params import Params, check_section, trainer_defaults, write_run_info
 from ..paths import resolve
+from ..prompts import prompt_messages, shots_for
 from ..rewards import build_rewards
 from .callbacks import stage_callbacks
-from .common import (is_main_process, last_checkpoint, on_main_process, prompt_messages, save_log, shots_for,
-                     stage_main, start_model, trainer_defaults)
+from .common import is_main_process, last_checkpoint, on_main_process, save_log, stage_main, start_model
 from .prefix import SharedPrefixDPO, with_shared_prefix
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from ..models import backend, load_model, save_trained  # first: Unsloth must be imported before TRL
 from ..run_files import read_jsonl
-from ..params import Params, ParamsError, check_section, trainer_fields, write_run_info
+from ..params import Params, ParamsError, check_section, trainer_defaults, trainer_fields, write_run_info
 from ..paths import resolve
+from ..prompts import prompt_messages, shots_for
 from ..rewards import build_rewards
 from .callbacks import stage_callbacks
-from .common import (last_checkpoint, prompt_messages, save_log, shots_for, stage_main, start_model,
-                     trainer_defaults)
+from .common import last_checkpoint, save_log, stage_main, start_model
 
 
 def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
