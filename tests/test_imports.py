@@ -38,7 +38,8 @@ ALLOWED = {
     # + prompts, parsing, tasks: chat encoding and grounded answers, until the engine works on ids alone
     "infer": {"models", "constrained", "progress", "prompts", "parsing", "tasks"},
     "train.packing": set(),  # torch only (test_packing_imports_torch_only)
-    # + stats: the confidence stage's targets; examples: the SFT curriculum; tasks: the gold target; paths
+    # + stats: the confidence stage's targets; examples: the SFT curriculum; tasks: the gold target;
+    # parsing: the confidence line replaced in an answer; paths: the run folder
     "train": {"models", "rewards", "prompts", "params", "infer", "train.packing", "run_files", "progress", "stats",
               "examples", "tasks", "paths", "parsing"},
     "figures": {"stats", "run_files", "paths"},  # reads runs/ files only (+ stats computes from them)
