@@ -35,7 +35,7 @@ from grasp_lib.infer import generate_result, grounded_answers  # noqa: E402
 from grasp_lib.metrics import score_predictions  # noqa: E402
 from grasp_lib.params import load  # noqa: E402
 from grasp_lib.stats import bootstrap_ci, paired_bootstrap, score_example  # noqa: E402
-from grasp_lib.train.common import prompt_messages  # noqa: E402
+from grasp_lib.prompts import prompt_messages  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from infer import answer_shares  # noqa: E402

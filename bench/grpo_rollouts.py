@@ -22,8 +22,9 @@ from grasp_lib.models import load_model  # noqa: E402  (models first: it may imp
 from grasp_lib.examples import build_examples  # noqa: E402
 from grasp_lib.params import load  # noqa: E402
 from grasp_lib.rewards import build_rewards  # noqa: E402
-from grasp_lib.train.common import trainer_defaults  # noqa: E402
-from grasp_lib.train.grpo import fast_rollout_trainer, rl_rows  # noqa: E402
+from grasp_lib.params import trainer_defaults  # noqa: E402
+from grasp_lib.train.grpo import rl_rows  # noqa: E402
+from grasp_lib.train.grpo_trainer import GraspGRPOTrainer  # noqa: E402
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
 
     from datasets import Dataset
     from transformers import TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
     params = load(args.params)
     examples, _ = build_examples("bc5cdr", "train", "sentence", params.data.data_dir)
@@ -59,10 +60,10 @@ def main() -> None:
         rewards = build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
         config = GRPOConfig(**(trainer_defaults(Path("/tmp") / "grpo_bench", params.seed) | params.grpo
                                | {"max_steps": args.steps, "disable_tqdm": True, "logging_steps": 1}))
-        cls = GRPOTrainer if name == "plain" else fast_rollout_trainer()
         clock = Clock()
-        trainer = cls(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
-                      processing_class=tokenizer, peft_config=peft_config, callbacks=[clock])
+        trainer = GraspGRPOTrainer(model=model, reward_funcs=rewards, args=config, train_dataset=dataset,
+                                   processing_class=tokenizer, peft_config=peft_config, callbacks=[clock],
+                                   fast_rollouts=name != "plain")
         trainer.train()
         logs = [h for h in trainer.state.log_history if "completions/mean_length" in h]
         later = clock.times[1:] or clock.times

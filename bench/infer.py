@@ -32,8 +32,8 @@ from grasp_lib.constrained import Grounding  # noqa: E402
 from grasp_lib.infer import generate_result, grounded_answers, stop_token_ids  # noqa: E402
 from grasp_lib.metrics import score_predictions  # noqa: E402
 from grasp_lib.params import load  # noqa: E402
+from grasp_lib.prompts import prompt_messages  # noqa: E402
 from grasp_lib.runner import machine_gflops  # noqa: E402
-from grasp_lib.train.common import prompt_messages  # noqa: E402
 
 
 def main() -> None:

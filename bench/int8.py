@@ -33,7 +33,7 @@ from grasp_lib.metrics import score_predictions  # noqa: E402
 from grasp_lib.params import load  # noqa: E402
 from grasp_lib.prompts import build_target  # noqa: E402
 from grasp_lib.tasks import get_task  # noqa: E402
-from grasp_lib.train.common import prompt_messages  # noqa: E402
+from grasp_lib.prompts import prompt_messages  # noqa: E402
 
 
 def teacher_batch(tokenizer, rows, params):

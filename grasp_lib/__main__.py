@@ -1,8 +1,8 @@
 """Command line: `python -m grasp_lib run PARAMS [-p key=value ...]`; `python -m grasp_lib data fetch [names]`;
 `python -m grasp_lib data verify [names]` (checksums of the corpus files, re-checked in place);
 `python -m grasp_lib figures [--run R]` (figures/ from existing runs, no training);
-`python -m grasp_lib rescore RUN... [--decompose]` (metrics.json again from saved completions, no generation;
-strict and lenient F1 side by side; --decompose: what each change of scoring v2 did to the old figure)."""
+`python -m grasp_lib rescore RUN... [--cross-check]` (metrics.json again from saved completions, no generation;
+strict and lenient F1 side by side; --cross-check: strict and set F1 recomputed by nervaluate and plain sets)."""
 
 from __future__ import annotations
 
@@ -32,19 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     rescore = commands.add_parser("rescore", help="recompute results/metrics.json of runs from their saved "
                                                   "completions (after a metric change); no generation")
     rescore.add_argument("runs", nargs="+", help="run folders, e.g. runs/quick")
-    rescore.add_argument("--decompose", action="store_true", help="also show the entity F1 from the figure "
-                         "before scoring v2 to the strict one, one change at a time (greedy -> optimal "
-                         "matching, fuzzy and case-insensitive alignment off), the other readings, and "
-                         "the strict and set F1 recomputed by nervaluate and by plain sets")
-    rescore.add_argument("--scheme", default="strict", choices=["strict", "exact", "partial", "type"],
-                         help="nervaluate scheme of the decomposition (default strict)")
+    rescore.add_argument("--cross-check", action="store_true", help="also show the strict and set entity F1 "
+                         "recomputed independently, by nervaluate and by plain sets")
     _add_data_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "data":
         return _data(args)
     if args.command == "rescore":
-        return _rescore(args.runs, args.decompose, args.scheme)
+        return _rescore(args.runs, args.cross_check)
     if args.command == "figures":
         from .figures import regenerate
 
@@ -88,10 +84,11 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
         print("  " + "  ".join(_cell(r.get(c)).rjust(w) for c, w in zip(columns, widths)))
 
 
-def _rescore(runs: list[str], decompose: bool, scheme: str = "strict") -> int:
+def _rescore(runs: list[str], cross_check: bool) -> int:
     from pathlib import Path
 
-    from .evaluation import cross_checks, decomposition, f1_table, rescore_run
+    from .evaluation import cross_checks, rescore_run
+    from .metrics import f1_table
 
     for run_dir in runs:
         print(run_dir)
@@ -99,9 +96,7 @@ def _rescore(runs: list[str], decompose: bool, scheme: str = "strict") -> int:
         first = ["stage", "n", "strict_f1", "lenient_f1"]  # the two readings side by side, then the rest
         _print_table(table, [c for c in first if any(c in r for r in table)]
                      + [c for c in dict.fromkeys(k for r in table for k in r) if c not in first])
-        if decompose:
-            print("  entity micro-F1, one change at a time (delta: change from the line before):")
-            _print_table(decomposition(Path(run_dir), scheme), ["stage", "step", "scheme", "f1", "delta"])
+        if cross_check:
             print("  cross-check: strict F1 and nervaluate's on the same spans (exact matches first; in answer "
                   "order); set F1 and a plain one:")
             _print_table(cross_checks(Path(run_dir)), ["stage", "strict", "nervaluate_strict", "nervaluate_listed",

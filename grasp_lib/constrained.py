@@ -34,11 +34,12 @@ import bisect
 import json
 import weakref
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import torch
 
 from .prompts import CONFIDENCE_LINE
-from .tasks import TaskSpec
+from .tasks import TaskSpec, family_of
 
 THINK_OPEN, THINK_CLOSE = b"<think>", b"</think>"
 CONFIDENCE_HEAD = ("\n" + CONFIDENCE_LINE.split("{", 1)[0]).encode()  # b"\nConfidence: "
@@ -442,29 +443,11 @@ class _Lark:
 
 
 def answer_schema(spec: TaskSpec, text: str, levels=()) -> Answer:
-    """The answer a prompt of this task asks for, mentions restricted to substrings of `text`."""
-    mention = Mention(text)
-
-    def entities():
-        return Object([(label, Array(mention), False) for label in spec.label_names])
-
-    def triple(labels):
-        return Tuple([mention, Label(labels), mention])
-
-    family = spec.family
-    body = {
-        "ner": entities,
-        "triples": lambda: Array(triple(spec.label_names)),
-        "joint": lambda: Object([("entities", entities(), True),
-                                 ("relations", Array(triple(list(spec.relation_labels))), False)]),
-        "nary": lambda: Array(Object([("drugs", Array(mention, min_items=1), True),
-                                      ("label", Label(spec.label_names), True)])),
-        "re": lambda: Object([("relation", Label(spec.label_names), True)]),
-        "qa": lambda: Object([("answer", Free(), True)]),
-    }
-    if family not in body:
-        raise ValueError(f"no answer schema for task family {family!r}; known: {sorted(body)}")
-    return Answer(body[family](), think="reasoning" in levels, confidence="confidence" in levels)
+    """The answer a prompt of this task asks for (its family's grammar), mentions restricted to substrings
+    of `text`."""
+    nodes = SimpleNamespace(mention=Mention(text), Label=Label, Free=Free, Array=Array, Tuple=Tuple, Object=Object)
+    body = family_of(spec).grammar(spec, nodes)
+    return Answer(body, think="reasoning" in levels, confidence="confidence" in levels)
 
 
 # ---------------------------------------------------------------- token masks (llguidance)

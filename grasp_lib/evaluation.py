@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
 import time
 from pathlib import Path
 
 from . import run_files
 from .infer import generate_result, grounded_answers
-from .metrics import cross_check, decompose, score_predictions
+from .metrics import cross_check, score_predictions
 from .models import generation_engine, load_model, resolve_precision
 from .params import Params
 from .prompts import prompt_messages, shots_for
@@ -119,16 +118,10 @@ def saved_completions(run_dir: Path) -> dict[str, tuple[list[dict], list[str]]]:
 
 def rescore_run(run_dir: Path) -> dict:
     """Recompute results/metrics.json from the saved completions in results/predictions.jsonl, without
-    generating (after a change to the parser, matcher or metrics). Generation timings are kept. The first
-    rescore of metrics written before scoring v2 keeps them as results/metrics_before_v2.json (what
-    `decomposition` compares with)."""
+    generating (after a change to the parser, matcher or metrics). Generation timings are kept."""
     run_dir = Path(run_dir)
     old_path = run_files.metrics_path(run_dir)
     old = run_files.read_json(old_path) if old_path.exists() else {}
-    if old and not any(isinstance(m, dict) and "scoring" in m for m in old.values()):
-        before = old_path.with_name("metrics_before_v2.json")
-        if not before.exists():
-            shutil.copyfile(old_path, before)
     all_metrics, all_records = {}, []
     for stage, (rows, completions) in saved_completions(run_dir).items():
         metrics, records = score_predictions(rows, completions)
@@ -139,85 +132,8 @@ def rescore_run(run_dir: Path) -> dict:
     return all_metrics
 
 
-def decomposition(run_dir: Path, scheme: str = "strict") -> list[dict]:
-    """Per stage, the entity micro-F1 (nervaluate `scheme`) from the figure before scoring v2 to the strict
-    reading, one change at a time (metrics.DECOMPOSITION), from the saved completions: the first row is
-    the figure the old code wrote (results/metrics_before_v2.json, when the run has one), `delta` each
-    step's change. Also the all-occurrences and set readings."""
-    run_dir = Path(run_dir)
-    before_path = run_files.metrics_path(run_dir).with_name("metrics_before_v2.json")
-    old = run_files.read_json(before_path) if before_path.exists() else {}
-    table = []
-    for stage, (rows, completions) in saved_completions(run_dir).items():
-        steps = decompose(rows, completions, scheme)
-        old_f1 = old.get(stage, {}).get(scheme, {}).get("micro", {}).get("f1")
-        if old_f1 is not None:
-            steps = [{"step": "before v2 (as saved)", "scheme": scheme, "f1": old_f1, "delta": None}] + steps
-            steps[1]["delta"] = steps[1]["f1"] - old_f1
-        table += [{"stage": stage} | step for step in steps]
-    return table
-
-
 def cross_checks(run_dir: Path) -> list[dict]:
     """Per stage: the strict entity F1 and nervaluate's on the same shown spans, the set F1 and a plain
     (example, string, type) set F1, from the saved completions (metrics.cross_check)."""
     return [{"stage": stage} | cross_check(rows, completions)
             for stage, (rows, completions) in saved_completions(Path(run_dir)).items()]
-
-
-def f1_table(metrics: dict) -> list[dict]:
-    """One row per stage: entity micro-F1 under the strict and lenient readings, partial, every occurrence
-    and (string, type) sets, and strict F1 per type; for a multi-dataset run the entity columns are pooled
-    over its entity-headline datasets and each dataset adds its headline F1 column. Metrics written before
-    scoring v2 (no lenient reading) give the columns they have."""
-    table = []
-    for stage, m in metrics.items():
-        row = {"stage": stage, "n": m["n"]}
-        if "strict" in m:
-            row |= {"strict_f1": m["strict"]["micro"]["f1"]}
-            row |= {"lenient_f1": m["lenient"]["strict"]["micro"]["f1"]} if "lenient" in m else {}
-            row |= {"partial_f1": m["partial"]["micro"]["f1"]}
-            if "all_occurrences" in m:
-                row |= {"all_occurrences_f1": m["all_occurrences"]["strict"]["micro"]["f1"],
-                        "set_f1": m["set"]["micro"]["f1"]}
-            if "datasets" not in m:
-                row |= {f"strict_f1_{label}": v["f1"] for label, v in m["strict"]["per_type"].items()}
-        row |= {name: d["headline"]["value"] for name, d in m.get("datasets", {}).items()}
-        row |= {f"parse_{k}": v for k, v in m["parse_status"].items()}
-        table.append(row)
-    return table
-
-
-def _pick(d: dict, *path):
-    for key in path:
-        if not isinstance(d, dict) or key not in d:
-            return None
-        d = d[key]
-    return d
-
-
-DATASET_COLUMNS = {  # family -> extra columns of dataset_table: name -> path into the dataset's result
-    "ner": {"strict_f1": ("strict", "micro", "f1"), "lenient_f1": ("lenient", "strict", "micro", "f1"),
-            "partial_f1": ("partial", "micro", "f1"), "set_f1": ("set", "micro", "f1")},
-    "re": {"micro_f1": ("micro", "f1"), "accuracy": ("accuracy",)},
-    "triples": {"triple_f1": ("strict", "f1")},
-    "nary": {f"{v}_{c}": (f"{v}_{c}", "f1") for v in ("pos", "any", "labelled") for c in ("exact", "partial")},
-    "joint": {"entity_f1": ("entities", "strict", "micro", "f1"),
-              "entity_lenient_f1": ("entities", "lenient", "strict", "micro", "f1"),
-              "relation_f1": ("relations", "strict", "f1")},
-    "qa": {"exact_match": ("exact_match",), "token_f1": ("token_f1",)},
-}
-
-
-def dataset_table(metrics: dict) -> list[dict]:
-    """Long table for multi-dataset runs: one row per (stage, dataset) with the dataset's usual numbers."""
-    table = []
-    for stage, m in metrics.items():
-        for name, d in m.get("datasets", {}).items():
-            row = {"stage": stage, "dataset": name, "family": d["family"], "n": d["n"],
-                   "headline": d["headline"]["name"], "value": d["headline"]["value"],
-                   "parse_unparsable": d["parse_status"].get("unparsable", 0)}
-            row |= {k: _pick(d, *path) for k, path in DATASET_COLUMNS[d["family"]].items()}
-            table.append(row)
-    return table
-

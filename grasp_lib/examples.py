@@ -15,11 +15,11 @@ from pathlib import Path
 from . import corpora
 from .params import DataParams
 from .run_files import data_path, report_path, write_json, write_jsonl
-from .schema import Document, Entity, Example, split_units
-from .tasks import get_task
+from .schema import Example
+from .tasks import family_of
 
 
-class Row(dict):
+class DataRow(dict):
     """A data row (plain dict, JSON as is) whose fields also read as attributes (row.text)."""
 
     def __getattr__(self, key):
@@ -29,79 +29,11 @@ class Row(dict):
             raise AttributeError(key) from None
 
 
-def _entity_row(e: Entity, offset: int = 0) -> dict:
-    return {"start": e.start - offset, "end": e.end - offset, "type": e.type, "text": e.text}
-
-
-def _ner_rows(name: str, doc: Document, unit: str) -> list[dict]:
-    alternatives = getattr(doc, "alternatives", [])
-    rows = []
-    for unit_id, text, entities in split_units(doc, unit):
-        shift = doc.text.find(text) if alternatives else 0
-        row = Example(unit_id, "ner", name, text, sorted((_entity_row(e) for e in entities),
-                                                         key=lambda r: (r["start"], r["end"]))).to_row()
-        row["alternatives"] = [_entity_row(a, shift) for a in alternatives]
-        rows.append(row)
-    return rows
-
-
-def _re_rows(name: str, doc: Document, unit: str) -> list[dict]:
-    """One row per pair: the passage (sentence) holding both arguments, the two arguments, the label."""
-    by_id = {e.id: e for e in doc.entities}
-    passages = doc.passages or [(0, len(doc.text))]
-    rows = []
-    for k, rel in enumerate(doc.relations):
-        args = [by_id[a] for a in rel.args]
-        s, e = next(p for p in passages if all(p[0] <= a.start and a.end <= p[1] for a in args))
-        entities = sorted((_entity_row(a, s) for a in args), key=lambda r: (r["start"], r["end"]))
-        rows.append(Example(f"{doc.id}-p{k}", "re", name, doc.text[s:e], entities, label=rel.type).to_row())
-    return rows
-
-
-def _concept_text(doc: Document, concept: str) -> str | None:
-    return next((e.text for e in doc.entities if concept in e.db_ids), None)
-
-
-def _triple_rows(name: str, doc: Document, unit: str) -> list[dict]:
-    """Document-level triples (BC5CDR CID): concept ids shown as the text of their first mention."""
-    relations = []
-    for rel in doc.relations:
-        head, tail = (_concept_text(doc, a) for a in rel.args)
-        if head and tail:
-            relations.append({"head": head, "relation": rel.type, "tail": tail})
-    entities = [_entity_row(e) for e in doc.entities]
-    return [Example(doc.id, "triples", name, doc.text, entities, relations).to_row()]
-
-
-def _nary_rows(name: str, doc: Document, unit: str) -> list[dict]:
-    by_id = {e.id: e for e in doc.entities}
-    combos = [{"drugs": [by_id[a].text for a in rel.args], "label": rel.type} for rel in doc.relations]
-    return [Example(doc.id, "nary", name, doc.text, [_entity_row(e) for e in doc.entities],
-                    combinations=combos).to_row()]
-
-
-def _joint_rows(name: str, doc: Document, unit: str) -> list[dict]:
-    by_id = {e.id: e for e in doc.entities}
-    relations = [{"head": by_id[r.args[0]].text, "relation": r.type, "tail": by_id[r.args[1]].text}
-                 for r in doc.relations]
-    return [Example(doc.id, "joint", name, doc.text, [_entity_row(e) for e in doc.entities], relations).to_row()]
-
-
-def _qa_rows(name: str, doc: Document, unit: str) -> list[dict]:
-    answer = next(r.label for r in doc.relations if r.type == "answer")
-    return [Example(doc.id, "qa", name, doc.text, answer=answer).to_row()]
-
-
-# task family -> rows of one document (only NER rows are cut into `unit`s; the others keep their unit)
-ROWS = {"ner": _ner_rows, "re": _re_rows, "triples": _triple_rows, "nary": _nary_rows, "joint": _joint_rows,
-        "qa": _qa_rows}
-
-
 def dataset_rows(name: str, split: str, unit: str = "sentence", data_dir: str | None = None) -> tuple[list[dict], dict]:
     """All rows of one dataset split in its task family, plus the reader's report."""
     docs, report = corpora.load(name, split, data_dir)
-    rows_of = ROWS[get_task(name).family]
-    rows = [Row(r) for doc in docs for r in rows_of(name, doc, unit)]
+    rows_of = family_of(name).rows
+    rows = [DataRow(r) for doc in docs for r in rows_of(name, doc, unit)]
     for row in rows:
         row.setdefault("alternatives", [])
     return rows, report.as_dict() | {"dataset": name, "split": split, "documents": len(docs), "rows": len(rows)}
@@ -193,11 +125,11 @@ def sample_splits(data: DataParams, seed: int) -> tuple[dict[str, list[dict]], d
 def curriculum_order(rows: list[dict], family: str) -> list[dict]:
     """Taiyi-style two stages: every row gets `stage` A (rows of `family`) first, then B (all rows, shuffled
     as given). Stage A rows are repeated in stage B, so stage B sees every family."""
-    stage_a = [Row(r, stage="A") for r in rows if r["task"] == family]
+    stage_a = [DataRow(r, stage="A") for r in rows if r["task"] == family]
     if not stage_a:
         raise ValueError(f"data.curriculum = {family!r}: no SFT rows of that task family "
                          f"(families present: {sorted({r['task'] for r in rows})})")
-    return stage_a + [Row(r, stage="B") for r in rows]
+    return stage_a + [DataRow(r, stage="B") for r in rows]
 
 
 def curriculum_stages(rows: list[dict]) -> list[tuple[str, list[dict]]]:

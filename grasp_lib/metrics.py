@@ -6,7 +6,7 @@ readings, each with nervaluate's four schemes (strict: exact span and type; exac
 overlapping span, a partial match counts 0.5; type: overlapping span, same type):
 - top level, `strict` reading: the predicted string verbatim (case-sensitive) in the text, each listed
   string standing for one occurrence (the headline: what the output schema asks and the rewards train);
-- `lenient`: case/whitespace-insensitive or fuzzy occurrences count too (the reading before scoring v2);
+- `lenient`: case/whitespace-insensitive or fuzzy occurrences count too;
 - `all_occurrences`: every verbatim occurrence of a predicted (string, type) is labelled (the usual
   conversion of generative output to spans);
 plus `set`: the F1 of (string, type) sets per example (generative-IE papers report it).
@@ -21,8 +21,8 @@ from nervaluate import Evaluator
 
 from .matching import Placed, Span, match_placed, scheme_credit
 from .parsing import parse
-from .tasks import (ENTITIES, SCHEMES, EntityView, add_counts, example_f1, family_of, get_task, label_block, prf,
-                    tally)
+from .tasks import (ENTITIES, FAMILIES, SCHEMES, EntityView, add_counts, example_f1, family_of, get_task, label_block,
+                    prf, tally)
 
 SCORING = {"version": 2, "alignment": "verbatim", "occurrences": "listed", "matching": "optimal"}
 
@@ -41,21 +41,12 @@ def example_counts(row: dict, parsed, spec, family, views: dict | None = None) -
 
 
 def headline_value(family, totals: dict) -> float:
-    part, view, _ = family.headline
-    return prf(**totals[part][view]["ALL"])["f1"]
+    return prf(**totals[family.headline.part][family.headline.view]["ALL"])["f1"]
 
 
-def _record(row: dict, completion: str, parsed, spec, family) -> dict:
-    record = {"id": row["id"], "dataset": row["dataset"], "completion": completion, "status": parsed.status,
-              "reason": parsed.reason, "predicted": []}
-    if family.part("entities"):
-        spans = ENTITIES.shown_spans(parsed, row)
-        record["predicted"] = [{"text": m, "type": t, "start": s.start if s else None, "end": s.end if s else None}
-                               for (m, t), s in zip(parsed.mentions, spans)]
-    if family.parts != (ENTITIES,):
-        record |= {"relations": [list(t) for t in parsed.relations], "label": parsed.label,
-                   "combinations": [[list(d), lab] for d, lab in parsed.combinations], "answer": parsed.answer}
-    return record
+def _record(row: dict, completion: str, parsed, family) -> dict:
+    return {"id": row["id"], "dataset": row["dataset"], "completion": completion, "status": parsed.status,
+            "reason": parsed.reason, "predicted": []} | family.record(parsed, row)
 
 
 def score_predictions(rows: list[dict], completions: list[str]) -> tuple[dict, list[dict]]:
@@ -74,21 +65,21 @@ def score_predictions(rows: list[dict], completions: list[str]) -> tuple[dict, l
         for part, by_view in example_counts(row, parsed, spec, family).items():
             for view, counts in by_view.items():
                 add_counts(totals[row["dataset"]][part][view], counts)
-                if family.headline[0] == "entities":
+                if family.headline.part == "entities":
                     add_counts(pooled[view], counts, prefix=f"{row['dataset']}:")
         sizes[row["dataset"]] += 1
         parse_status[row["dataset"]][parsed.status] += 1
         status[parsed.status] += 1
-        records.append(_record(row, completion, parsed, spec, family))
+        records.append(_record(row, completion, parsed, family))
     datasets = {name: _dataset_result(name, totals[name], parse_status[name], sizes[name]) for name in totals}
     metrics: dict = {}
-    single = len(datasets) == 1 and family_of(next(iter(datasets))).headline[0] == "entities"
+    single = len(datasets) == 1 and family_of(next(iter(datasets))).headline.part == "entities"
     if single:
         metrics = {k: v for k, v in next(iter(datasets.values())).items()
                    if k not in ("family", "metric", "headline", "parse_status", "n")}
     elif rows:
         metrics = {"datasets": datasets}
-        pooled_names = [n for n in datasets if family_of(n).headline[0] == "entities"]
+        pooled_names = [n for n in datasets if family_of(n).headline.part == "entities"]
         if pooled_names:
             labels = [f"{n}:{label}" for n in pooled_names for label in get_task(n).label_names]
             metrics |= ENTITIES.report(pooled, None, labels) | {"pooled_ner_datasets": pooled_names}
@@ -100,7 +91,54 @@ def _dataset_result(name: str, totals: dict, parse_status: Counter, n: int) -> d
     family = family_of(spec)
     return family.report(totals, spec) | {
         "family": family.name, "metric": spec.metric, "parse_status": dict(parse_status), "n": n,
-        "headline": {"name": family.headline[2], "value": headline_value(family, totals)}}
+        "headline": {"name": family.headline.title, "value": headline_value(family, totals)}}
+
+
+# ---------------------------------------------------------------- tables of metrics.json
+
+
+def f1_table(metrics: dict) -> list[dict]:
+    """One row per stage: entity micro-F1 under the strict and lenient readings, partial, every occurrence
+    and (string, type) sets, and strict F1 per type; for a multi-dataset run the entity columns are pooled
+    over its entity-headline datasets and each dataset adds its headline F1 column. A metrics file without
+    some reading gives the columns it has."""
+    table = []
+    for stage, m in metrics.items():
+        row = {"stage": stage, "n": m["n"]}
+        if "strict" in m:
+            row |= {"strict_f1": m["strict"]["micro"]["f1"]}
+            row |= {"lenient_f1": m["lenient"]["strict"]["micro"]["f1"]} if "lenient" in m else {}
+            row |= {"partial_f1": m["partial"]["micro"]["f1"]}
+            if "all_occurrences" in m:
+                row |= {"all_occurrences_f1": m["all_occurrences"]["strict"]["micro"]["f1"],
+                        "set_f1": m["set"]["micro"]["f1"]}
+            if "datasets" not in m:
+                row |= {f"strict_f1_{label}": v["f1"] for label, v in m["strict"]["per_type"].items()}
+        row |= {name: d["headline"]["value"] for name, d in m.get("datasets", {}).items()}
+        row |= {f"parse_{k}": v for k, v in m["parse_status"].items()}
+        table.append(row)
+    return table
+
+
+def _pick(d: dict, *path):
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def dataset_table(metrics: dict) -> list[dict]:
+    """Long table for multi-dataset runs: one row per (stage, dataset) with the dataset's usual numbers."""
+    table = []
+    for stage, m in metrics.items():
+        for name, d in m.get("datasets", {}).items():
+            row = {"stage": stage, "dataset": name, "family": d["family"], "n": d["n"],
+                   "headline": d["headline"]["name"], "value": d["headline"]["value"],
+                   "parse_unparsable": d["parse_status"].get("unparsable", 0)}
+            row |= {k: _pick(d, *path) for k, path in FAMILIES[d["family"]].columns.items()}
+            table.append(row)
+    return table
 
 
 def ner_scores(pred_spans: list[list[Span | None]], gold_spans: list[list[Span]], labels: list[str]) -> dict:
@@ -113,38 +151,6 @@ def ner_scores(pred_spans: list[list[Span | None]], gold_spans: list[list[Span]]
             pairs, _ = match_placed(items, golds, lambda p, g, s=scheme: scheme_credit(s, p, g), prefer_same_type=True)
             add_counts(totals[scheme], tally([i.type for i in items], [g.type for g in golds], pairs))
     return {s: label_block(totals[s], labels) for s in SCHEMES}
-
-
-# ---------------------------------------------------------------- what the v2 scoring changed
-
-DECOMPOSITION = (  # one change at a time, from the reading before v2 to the strict one
-    ("lenient alignment, greedy matching", EntityView(alignment="lenient", matcher="greedy")),
-    ("optimal matching", EntityView(alignment="lenient")),
-    ("no fuzzy alignment", EntityView(alignment="normalised")),
-    ("verbatim, case-sensitive (strict)", EntityView()),
-    ("every occurrence of a predicted string", EntityView(occurrences="all")),
-    ("(string, type) sets per example", EntityView("set")),
-)
-
-
-def decompose(rows: list[dict], completions: list[str], scheme: str = "strict") -> list[dict]:
-    """Micro-F1 of the entities of `rows` (entity-headline datasets, pooled) under each step of
-    DECOMPOSITION with nervaluate's `scheme`; `delta` is the change from the step before."""
-    views = [(name, view if view.scheme == "set" else view._replace(scheme=scheme)) for name, view in DECOMPOSITION]
-    totals = {view: {} for _, view in views}
-    for row, completion in zip(rows, completions):
-        spec, family, parsed = parsed_row(row, completion)
-        if family.headline[0] == "entities":
-            for _, view in views:
-                add_counts(totals[view], ENTITIES.counts(parsed, row, spec, view))
-    out, before = [], None
-    for name, view in views:
-        counts = totals[view].get("ALL", {"tp_p": 0.0, "tp_r": 0.0, "pred": 0, "gold": 0})
-        f1 = prf(**counts)["f1"]
-        out.append({"step": name, "scheme": view.scheme, "f1": f1, "delta": None if before is None else f1 - before,
-                    "tp": counts["tp_p"], "pred": counts["pred"], "gold": counts["gold"]})
-        before = f1
-    return out
 
 
 def _nervaluate_strict(true: list[list[dict]], pred: list[list[dict]]) -> float:
@@ -164,7 +170,7 @@ def cross_check(rows: list[dict], completions: list[str]) -> dict:
     true, listed, ordered, pred_set, gold_set, ours = [], [], [], set(), set(), {}
     for n, (row, completion) in enumerate(zip(rows, completions)):
         spec, family, parsed = parsed_row(row, completion)
-        if family.headline[0] != "entities":
+        if family.headline.part != "entities":
             continue
         for view in (EntityView(), EntityView("set")):
             add_counts(ours.setdefault(view.scheme, {}), ENTITIES.counts(parsed, row, spec, view))
@@ -184,5 +190,5 @@ def cross_check(rows: list[dict], completions: list[str]) -> dict:
             "plain_set": 2 * both / (len(pred_set) + len(gold_set)) if pred_set or gold_set else 0.0}
 
 
-__all__ = ["SCORING", "score_predictions", "ner_scores", "decompose", "example_counts", "example_f1", "prf",
+__all__ = ["SCORING", "score_predictions", "f1_table", "dataset_table", "ner_scores", "example_counts", "example_f1", "prf",
            "parsed_row", "headline_value", "cross_check"]

@@ -159,7 +159,7 @@ def record_machine(info_path: Path, precision: str) -> dict:
 
 
 def f1_summary(run_dir: Path) -> str:
-    from .evaluation import f1_table
+    from .metrics import f1_table
 
     metrics_path = run_dir / "results" / "metrics.json"
     if not metrics_path.exists():

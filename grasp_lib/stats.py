@@ -18,20 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import parsed_row
-from .parsing import stated_confidence  # noqa: F401  (part of this module's API: calibration reads it)
+from .tasks import example_f1, f1, get_task, target_json
+from .parsing import parse, stated_confidence
 from . import run_files
-from .run_files import data_path, join, load_run, read_jsonl, samples_paths  # noqa: F401  (load_run: API)
+from .run_files import data_path, join, load_run, read_jsonl, samples_paths
 
 # ---------------------------------------------------------------- per-example counts
 
 
-def f1_from(tp_p, tp_r, pred, gold):
-    """Micro F1 from summed counts (numpy arrays or floats); 0 where nothing is predicted or gold."""
-    tp_p, tp_r, pred, gold = (np.asarray(x, dtype=float) for x in (tp_p, tp_r, pred, gold))
-    precision = np.divide(tp_p, pred, out=np.zeros_like(tp_p), where=pred > 0)
-    recall = np.divide(tp_r, gold, out=np.zeros_like(tp_r), where=gold > 0)
-    total = precision + recall
-    return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+# F1 of summed counts, element-wise over numpy arrays (bootstrap resamples): the metrics' own F1
+f1_from = np.vectorize(f1, otypes=[float])
 
 
 def _as_tuple(c: dict) -> tuple[float, float, float, float]:
@@ -44,9 +40,9 @@ def score_example(row: dict, completion: str, scheme: str = "strict") -> dict:
     spec, family, parsed = parsed_row(row, completion)
     counts = family.headline_part.counts(parsed, row, spec, family.headline_view(scheme))
     tp_p, tp_r, pred, gold = _as_tuple(counts["ALL"])
-    f1 = 0.0 if not parsed.ok else (1.0 if pred == 0 and gold == 0 else float(f1_from(tp_p, tp_r, pred, gold)))
     return {"id": str(row["id"]), "dataset": row.get("dataset", ""), "family": family.name, "tp_p": tp_p,
-            "tp_r": tp_r, "pred": pred, "gold": gold, "f1": f1, "exact": family.exactly_right(parsed, row, spec),
+            "tp_r": tp_r, "pred": pred, "gold": gold, "f1": example_f1(counts) if parsed.ok else 0.0,
+            "exact": family.exactly_right(parsed, row, spec),
             "per_type": {label: _as_tuple(c) for label, c in counts.items() if label != "ALL"},
             "status": {parsed.status: 1}}
 
@@ -245,6 +241,74 @@ def _auroc(score: np.ndarray, positive: np.ndarray) -> float | None:
         return None
     greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
     return float(greater / (pos.size * neg.size))
+
+
+# ---------------------------------------------------------------- confidence targets (the confidence stage)
+
+
+def confidence_percent(right: list[bool]) -> int:
+    """The share of exactly right answers, as a whole percent (what the model learns to state).
+
+    >>> confidence_percent([True, False, False, False, True, False, False, False])
+    25
+    """
+    if not right:
+        raise ValueError("no answers to measure a confidence from")
+    return round(100 * sum(right) / len(right))
+
+
+def answer_kind(answer: str, dataset: str, max_items: int) -> tuple[str, int]:
+    """What a model can see of its own answer when it states a confidence: (dataset, number of items it
+    gave: mentions, relations or combinations, capped at `max_items`; -1 when it does not parse).
+
+    >>> answer_kind('{"Chemical": ["a", "b"], "Disease": ["c"]}', "bc5cdr", max_items=4)
+    ('bc5cdr', 3)
+    """
+    parsed = parse(answer, *get_task(dataset).parse_args())
+    if not parsed.ok:
+        return dataset, -1
+    return dataset, min(max_items, len(parsed.mentions) + len(parsed.relations) + len(parsed.combinations))
+
+
+def group_percents(kinds: list[tuple], right: list[bool]) -> dict[tuple, int]:
+    """Per answer kind, the share of answers of that kind that are exactly right, as a whole percent.
+
+    >>> group_percents([("d", 0), ("d", 0), ("d", 2), ("d", 0)], [True, False, False, True])
+    {('d', 0): 67, ('d', 2): 0}
+    """
+    counts: dict[tuple, list[int]] = {}
+    for kind, ok in zip(kinds, right):
+        counts.setdefault(kind, [0, 0])
+        counts[kind][0] += ok
+        counts[kind][1] += 1
+    return {kind: round(100 * hits / total) for kind, (hits, total) in counts.items()}
+
+
+def confidence_targets(rows: list[dict], greedy: list[str], sampled: list[list[str]], target: str,
+                       max_items: int = 4, answer: str = "own") -> list[dict]:
+    """Score every answer (greedy first, then the samples) and measure each row's confidence target for
+    the answer it will be shown with (`shown`): `answer` "own" (the greedy answer) or "gold" (the gold
+    answer). `target` "sample": the share of the row's answers that are exactly right; "group": the share
+    of all answers of the shown answer's kind (`answer_kind`; the share over all answers for a kind the
+    model never gave)."""
+    if target not in ("sample", "group") or answer not in ("own", "gold"):
+        raise ValueError(f"confidence.target {target!r} / confidence.answer {answer!r}: expected "
+                         f"sample|group / own|gold")
+    answers = [[g] + s for g, s in zip(greedy, sampled)]
+    right = [[exactly_right(score_example(row, text)) for text in texts] for row, texts in zip(rows, answers)]
+    kinds = [answer_kind(text, row["dataset"], max_items) for row, texts in zip(rows, answers) for text in texts]
+    groups = group_percents(kinds, [r for rs in right for r in rs])
+    overall = confidence_percent([r for rs in right for r in rs])
+    records = []
+    for row, texts, ok in zip(rows, answers, right):
+        shown = texts[0] if answer == "own" else target_json(row, get_task(row["dataset"]))
+        kind = answer_kind(shown, row["dataset"], max_items)
+        percent = confidence_percent(ok) if target == "sample" else groups.get(kind, overall)
+        records.append({"id": row["id"], "dataset": row["dataset"], "greedy": texts[0], "greedy_right": ok[0],
+                        "samples_right": sum(ok[1:]), "row_percent": confidence_percent(ok),
+                        "kind_items": kind[1], "kind_percent": groups.get(kind, overall), "percent": percent,
+                        "shown": shown})
+    return records
 
 
 def run_calibration(run_dir: str | Path, bins: int = 10, scheme: str = "strict") -> dict[str, dict]:

@@ -1,4 +1,4 @@
-"""Bad input stops at the door (issue 13): one table per kind of input, each case a clear error (file,
+"""Bad input stops at the door: one table per kind of input, each case a clear error (file,
 line or key, the value, what was expected) or a counted outcome, never a silent result or a traceback.
 
 Params go through the command line (`python -m grasp_lib run`) with the notebooks replaced by a stub that

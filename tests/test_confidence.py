@@ -13,7 +13,8 @@ from grasp_lib.prompts import system_prompt
 from grasp_lib.rewards.verifiers import UncertaintyReward
 from grasp_lib.tasks import get_task
 from grasp_lib.train import confidence
-from grasp_lib.train.common import prompt_messages, start_model
+from grasp_lib.prompts import prompt_messages
+from grasp_lib.train.common import start_model
 
 LABELS = ("Chemical", "Disease")
 TEXT = "Naloxone reversed the hypotension."
@@ -58,12 +59,12 @@ def test_exactly_right(row, completion, expected):
     ([True] * 8, 100), ([False] * 8, 0), ([True, False, False, False, False, False, False, False], 12),
     ([True, True, True, False, False, False, False, False], 38), ([True, False, False], 33)])
 def test_confidence_percent(right, percent):
-    assert confidence.confidence_percent(right) == percent
+    assert stats.confidence_percent(right) == percent
 
 
 def test_confidence_percent_needs_answers():
     with pytest.raises(ValueError, match="no answers"):
-        confidence.confidence_percent([])
+        stats.confidence_percent([])
 
 
 @pytest.mark.parametrize("answer, target", [

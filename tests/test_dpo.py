@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from grasp_lib import examples
 from grasp_lib import params as P
+from grasp_lib.rewards import composite_rewards
 from grasp_lib.train import dpo, grpo
 
 
@@ -57,8 +58,8 @@ def test_composite_reward_is_the_weighted_sum_and_skips_rewards_that_do_not_appl
         return [0.5 if d == "x" else None for d in dataset]
 
     rows = [{"id": "1", "dataset": "x"}, {"id": "2", "dataset": "y"}]
-    assert dpo.composite_rewards([always, only_first], [0.2, 2.0], ["a", "b"], rows) == pytest.approx([1.2, 0.2])
-    assert dpo.composite_rewards([always, only_first], None, ["a", "b"], rows) == pytest.approx([1.5, 1.0])
+    assert composite_rewards([always, only_first], [0.2, 2.0], ["a", "b"], rows) == pytest.approx([1.2, 0.2])
+    assert composite_rewards([always, only_first], None, ["a", "b"], rows) == pytest.approx([1.5, 1.0])
 
 
 def test_stages_must_run_in_order_and_dpo_section_is_validated():

@@ -1,8 +1,8 @@
 import json
 
 from grasp_lib.__main__ import main
-from grasp_lib.evaluation import cross_checks, dataset_table, decomposition, f1_table, rescore_run
-from grasp_lib.metrics import score_predictions
+from grasp_lib.evaluation import cross_checks, rescore_run
+from grasp_lib.metrics import dataset_table, f1_table, score_predictions
 from grasp_lib.run_files import write_jsonl
 
 ROWS = [{"id": "1", "dataset": "bc5cdr", "task": "ner", "text": "Naloxone reversed hypotension.",
@@ -34,34 +34,22 @@ def test_rescore_recomputes_metrics_from_saved_completions_and_keeps_timings(tmp
     # strict: "Naloxonne" (a typo) and "Hypotension" (another case) are not in the text verbatim
     assert metrics["grpo"]["strict"]["micro"]["precision"] == 1 / 3
     assert metrics["grpo"]["lenient"]["strict"]["micro"]["precision"] == 2 / 3  # the typo repeats a claimed span
-    # the metrics written before v2 are kept once, for the decomposition
-    assert json.loads((run / "results" / "metrics_before_v2.json").read_text()) == old
-    rescore_run(run)
-    assert json.loads((run / "results" / "metrics_before_v2.json").read_text()) == old
 
-    assert main(["rescore", str(run), "--decompose"]) == 0
+    assert main(["rescore", str(run), "--cross-check"]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if "strict_f1" in line).split()
     assert header[:4] == ["stage", "n", "strict_f1", "lenient_f1"]  # strict and lenient side by side
-    assert "before v2 (as saved)" in out and "nervaluate_strict" in out
+    assert "nervaluate_strict" in out
 
 
-def test_decomposition_starts_from_the_saved_figure(tmp_path):
+def test_cross_checks_recompute_the_strict_f1_with_nervaluate(tmp_path):
     run = _run(tmp_path, {s: {"strict": {"micro": {"f1": 0.75}}} for s in COMPLETIONS})
     rescore_run(run)
-    steps = [s for s in decomposition(run) if s["stage"] == "grpo"]
-    assert steps[0] == {"stage": "grpo", "step": "before v2 (as saved)", "scheme": "strict", "f1": 0.75,
-                        "delta": None}
-    lenient_greedy = steps[1]["f1"]
-    assert lenient_greedy == 0.8  # Naloxone and Hypotension: 2 of 3 predicted, 2 of 2 gold
-    assert steps[1]["delta"] == lenient_greedy - 0.75
-    strict = next(s for s in steps if s["step"].startswith("verbatim"))
-    assert strict["f1"] == 0.4  # only Naloxone
     checks = {c["stage"]: c for c in cross_checks(run)}
     assert checks["grpo"]["strict"] == checks["grpo"]["nervaluate_strict"] == 0.4
 
 
-def test_tables_read_metrics_before_and_after_v2():
+def test_tables_give_the_columns_a_metrics_file_has():
     before = {"sft": {"n": 2, "strict": {"micro": {"f1": 0.5}, "per_type": {"Chemical": {"f1": 0.5}}},
                       "partial": {"micro": {"f1": 0.6}}, "parse_status": {"valid": 2}}}
     assert f1_table(before) == [{"stage": "sft", "n": 2, "strict_f1": 0.5, "partial_f1": 0.6, "strict_f1_Chemical": 0.5,

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from grasp_lib.evaluation import dataset_table, f1_table
+from grasp_lib.metrics import dataset_table, f1_table
 from grasp_lib.examples import allocate, curriculum_order, curriculum_stages, dataset_rows, sample_splits
 from grasp_lib.metrics import score_predictions
 from grasp_lib.params import DataParams

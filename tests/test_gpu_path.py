@@ -14,7 +14,7 @@ import torch
 
 from grasp_lib import examples, models
 from grasp_lib import params as P
-from grasp_lib.train import common, confidence, dpo, grpo, sft
+from grasp_lib.train import common, confidence, dpo, grpo, grpo_trainer, sft
 
 pytestmark = pytest.mark.pins
 LORA = {"r": 4, "lora_alpha": 8, "target_modules": "all-linear"}
@@ -34,18 +34,18 @@ def test_rollout_hook_drops_a_keyword_the_installed_trl_lacks():
         seen.append(gradient_checkpointing_kwargs)
 
     optional = {"gradient_checkpointing_kwargs"}
-    grpo.accepted_kwargs_only(unwrap_115, optional)("m", "a", gather_deepspeed3_params=False,
+    grpo_trainer.accepted_kwargs_only(unwrap_115, optional)("m", "a", gather_deepspeed3_params=False,
                                                     gradient_checkpointing_kwargs={"x": 1})
-    grpo.accepted_kwargs_only(unwrap_116, optional)("m", "a", gradient_checkpointing_kwargs={"x": 1})
+    grpo_trainer.accepted_kwargs_only(unwrap_116, optional)("m", "a", gradient_checkpointing_kwargs={"x": 1})
     assert seen == [False, {"x": 1}]
     with pytest.raises(TypeError):  # only the named keyword is dropped; a real typo still fails
-        grpo.accepted_kwargs_only(unwrap_115, optional)("m", "a", gather_deepspeed=False)
+        grpo_trainer.accepted_kwargs_only(unwrap_115, optional)("m", "a", gather_deepspeed=False)
 
 
 def test_fast_rollouts_step_aside_for_vllm_before_reading_the_generation_config():
-    trainer = object.__new__(grpo.fast_rollout_trainer())  # TRL sets no generation_config with vLLM
+    trainer = object.__new__(grpo_trainer.GraspGRPOTrainer)  # TRL sets no generation_config with vLLM
     trainer.use_vllm = True
-    assert trainer._fast_rollouts_apply(None, {}) is False
+    assert trainer._engine_applies(None, {}) is False
 
 
 def test_under_unsloth_generation_goes_through_unsloths_own_path(monkeypatch):

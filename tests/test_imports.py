@@ -1,9 +1,9 @@
 """DESIGN.md's "Which room may import which", held by a test.
 
 Every import of grasp_lib inside grasp_lib (at module level and inside functions, relative or absolute)
-goes only where the table allows. A room is a top-level module or package of grasp_lib; imports within a
-room are free. The test also holds that no room branches on a task family's name (tasks.FAMILIES is
-the one place a family is defined).
+goes only where the table allows. A room is a top-level module or package of grasp_lib (train.packing is a
+room of its own); imports within a room are free. The test also holds that no room branches on a task
+family's name or keeps a table keyed by family names (tasks.FAMILIES is the one place a family is defined).
 """
 
 import ast
@@ -14,47 +14,52 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "grasp_lib"
 
 # DESIGN.md's table, plus (marked +) what the design implies but the table leaves out: rooms it does not
-# list (paths, run_files, stats, errors, examples, sampling_eval, params) and edges its text names.
+# list (paths, examples, sampling_eval) and edges its text names. train.packing is a room of its own.
 ALLOWED = {
     "__init__": set(),
     "schema": set(),
-    "paths": set(),  # +
-    "progress": set(),  # + the runner's terminal progress: events from trainers and generation loops (issue 16)
-    "run_files": set(),  # + the run folder's layout and I/O: every room that reads or writes a run
+    "paths": set(),  # + the repository root and the data root
+    "progress": set(),
+    "run_files": set(),
     "corpora": {"schema", "paths"},  # + paths: the data root
     "matching": {"schema"},
-    "tasks": {"schema", "matching"},  # + matching: a family record holds its scoring (one-to-one matching)
+    "tasks": {"schema", "matching"},  # + matching: a family's parts score by one-to-one matching
     "prompts": {"tasks", "schema", "run_files"},  # + run_files: few-shot rows come from data/sft.jsonl
     "parsing": {"tasks", "schema"},
     "rewards": {"parsing", "matching", "tasks"},
-    "metrics": {"parsing", "matching", "tasks"},
-    "stats": {"metrics", "parsing", "matching", "tasks", "run_files"},  # + statistics of metrics over runs
-    "errors": {"matching", "tasks", "run_files", "examples"},  # + error analysis of saved predictions
+    "metrics": {"parsing", "matching", "tasks", "run_files"},
+    "stats": {"metrics", "parsing", "matching", "tasks", "run_files"},  # + metrics: one parsed_row
+    "errors": {"parsing", "matching", "tasks", "run_files", "examples"},  # errors -> examples: a stale edge
     "examples": {"corpora", "params", "schema", "tasks", "run_files"},  # + corpora -> rows of each family
-    # + params.preflight (inside functions): rewards built, datasets and prompt levels looked up before any notebook
+    # params is being split into a leaf and preflight; until then preflight's edges are params' own
     "params": {"paths", "rewards", "corpora", "tasks", "prompts"},
-    "models": {"params", "paths"},
-    "constrained": {"prompts", "tasks"},  # + grounded decoding: an answer grammar per task (issue 15)
-    # + constrained, tasks: grounded decoding; progress: the generation bar
-    "infer": {"models", "prompts", "parsing", "constrained", "tasks", "progress"},
-    # + infer: GRPO rollouts and DPO sampling use the engine; stats: the confidence stage's targets;
-    # examples: the SFT curriculum; parsing, tasks, paths, run_files: reading answers, tasks and runs;
-    # progress: the trainers' step events
-    "train": {"models", "rewards", "prompts", "params", "infer", "stats", "examples", "parsing", "tasks", "paths",
-              "run_files", "progress"},
+    "models": {"params", "paths"},  # models -> params: a stale edge
+    "constrained": {"tasks", "parsing", "prompts"},  # + prompts: the confidence line
+    # + prompts, parsing, tasks: chat encoding and grounded answers, until the engine works on ids alone
+    "infer": {"models", "constrained", "progress", "prompts", "parsing", "tasks"},
+    "train.packing": set(),  # torch only (test_packing_imports_torch_only)
+    # + stats: the confidence stage's targets; examples: the SFT curriculum; tasks: the gold target;
+    # parsing: the confidence line replaced in an answer; paths: the run folder
+    "train": {"models", "rewards", "prompts", "params", "infer", "train.packing", "run_files", "progress", "stats",
+              "examples", "tasks", "paths", "parsing"},
     "figures": {"stats", "run_files", "paths"},  # reads runs/ files only (+ stats computes from them)
     "evaluation": {"infer", "models", "metrics", "prompts", "run_files", "params"},  # + params: the settings
     "sampling_eval": {"evaluation", "infer", "models", "params", "prompts", "run_files"},  # + part of evaluation
-    # + evaluation: the F1 summary at the end of a run; corpora: checksums of the files a run read;
-    # progress: tails the kernels' events
-    "runner": {"params", "paths", "evaluation", "corpora", "progress", "models"},
-    "__main__": {"params", "paths", "runner", "evaluation", "figures", "corpora"},  # the cli
+    # + metrics: the F1 table at the end of a run; evaluation: rescoring; corpora: checksums; progress: the
+    # kernels' events; figures: the figures command; models: the run's resolved precision (recorded beside the
+    # machine's fp32 and bf16 figures)
+    "runner": {"params", "paths", "run_files", "metrics", "corpora", "progress", "models"},
+    "__main__": {"params", "paths", "run_files", "runner", "evaluation", "metrics", "figures", "corpora"},
 }
+SUBROOMS = {"train.packing"}  # a module that is a room of its own inside a package
 
 
 def room_of(module: str) -> str:
-    """grasp_lib.rewards.ner -> rewards; grasp_lib.tasks -> tasks; grasp_lib -> __init__."""
+    """grasp_lib.rewards.ner -> rewards; grasp_lib.tasks -> tasks; grasp_lib.train.packing -> train.packing;
+    grasp_lib -> __init__."""
     parts = module.split(".")
+    if ".".join(parts[1:3]) in SUBROOMS:
+        return ".".join(parts[1:3])
     return parts[1] if len(parts) > 1 else "__init__"
 
 
@@ -126,6 +131,31 @@ def test_a_forbidden_import_is_caught_at_module_level_and_inside_a_function():
         (1, "tasks", False)]
 
 
+def _family_tables(source: str) -> list[int]:
+    """Lines of dict literals keyed by two or more task family names: family knowledge that belongs in
+    the family's record (tasks.FAMILIES)."""
+    from grasp_lib.tasks import FAMILIES
+
+    return [node.lineno for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Dict)
+            and sum(isinstance(k, ast.Constant) and k.value in FAMILIES for k in node.keys) >= 2]
+
+
+def test_no_table_keyed_by_family_name_outside_tasks():
+    found = [f"{module}:{line}" for path, module, _ in _modules() if room_of(module) != "tasks"
+             for line in _family_tables(path.read_text())]
+    assert not found, found
+    assert _family_tables('COLUMNS = {"ner": 1, "qa": 2}\nOTHER = {"ner": 1, "x": 2}\n') == [1]
+
+
+def test_packing_imports_torch_only():
+    tree = ast.parse((PACKAGE / "train" / "packing.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 and node.level == 0}
+    assert imported <= {"__future__", "dataclasses", "typing", "torch"}, imported
+
+
 def _family_comparisons(source: str) -> list[int]:
     """Lines comparing a task family (a name or attribute `family`) with a string literal or a collection
     of them: the per-family branches that tasks.FAMILIES replaces."""
@@ -153,5 +183,6 @@ def test_no_room_branches_on_a_family_name():
 @pytest.mark.parametrize("room", sorted(ALLOWED))
 def test_the_table_names_only_rooms_that_exist(room):
     names = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()
-                                                       and (p / "__init__.py").exists()}
+                                                       and (p / "__init__.py").exists()} | {
+        name for name in SUBROOMS if (PACKAGE / name.replace(".", "/")).with_suffix(".py").exists()}
     assert room in names and ALLOWED[room] <= names

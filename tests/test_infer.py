@@ -182,7 +182,7 @@ def test_grpo_rollouts_match_trl_generation(tiny, tmp_path):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from grasp_lib.train.grpo import fast_rollout_trainer
+    from grasp_lib.train.grpo_trainer import GraspGRPOTrainer
 
     model, tokenizer = tiny
     config = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_steps=1,
@@ -191,12 +191,12 @@ def test_grpo_rollouts_match_trl_generation(tiny, tmp_path):
     dataset = Dataset.from_list([{"prompt": conv(t)} for t in TEXTS[:4]])
     kwargs = dict(model=model, reward_funcs=[lambda completions, **_: [0.0] * len(completions)], args=config,
                   train_dataset=dataset, processing_class=tokenizer)
-    fast, plain = fast_rollout_trainer()(**kwargs), GRPOTrainer(**kwargs)
+    fast, plain = GraspGRPOTrainer(**kwargs, fast_rollouts=True), GRPOTrainer(**kwargs)
     prompt_ids, _, _ = fast._tokenize_prompts([conv(t) for t in TEXTS[:4] for _ in range(2)])
     fast_ids, _ = fast._generate_single_turn(prompt_ids, None, {}, 2)
     plain_ids, _ = plain._generate_single_turn(prompt_ids, None, {}, 2)
     assert fast_ids == plain_ids
-    assert fast._fast_rollouts_apply(None, {})
+    assert fast._engine_applies(None, {})
 
 
 # ---------------------------------------------------------------- grounded decoding
@@ -259,22 +259,22 @@ def test_grounded_rollouts_in_grpo(tiny, tmp_path):
     from datasets import Dataset
     from trl import GRPOConfig
 
-    from grasp_lib.train.grpo import fast_rollout_trainer
+    from grasp_lib.train.grpo_trainer import GraspGRPOTrainer
 
     model, tokenizer = tiny
     config = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_steps=1,
                         max_completion_length=16, bf16=False, use_cpu=True, report_to="none",
                         save_strategy="no", gradient_checkpointing=False)
     rows = [{"prompt": conv(t), "dataset": "bc5cdr", "text": t} for t in TEXTS[:4]]
-    trainer = fast_rollout_trainer(())(model=model, reward_funcs=[lambda completions, **_: [0.0] * len(completions)],
-                                       args=config, train_dataset=Dataset.from_list(rows),
-                                       processing_class=tokenizer)
+    trainer = GraspGRPOTrainer(model=model, reward_funcs=[lambda completions, **_: [0.0] * len(completions)],
+                               args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                               fast_rollouts=True, grounded_levels=())
     inputs = [r for r in rows[:2] for _ in range(2)]
-    trainer._rollout_rows = inputs
+    trainer.step_answers = trainer.answers_for(inputs)
     prompt_ids, _, _ = trainer._tokenize_prompts([r["prompt"] for r in inputs])
     ids, _ = trainer._generate_single_turn(prompt_ids, None, {}, 2)
     assert _grounded_ok(model, tokenizer, [[i] for i in ids], _rows([r["text"] for r in inputs]))
-    trainer._rollout_rows = inputs[:1]
+    trainer.step_answers = trainer.answers_for(inputs[:1])
     with pytest.raises(RuntimeError, match="rows"):
         trainer._generate_single_turn(prompt_ids, None, {}, 2)
 
@@ -366,7 +366,7 @@ def test_rollout_override_checks_vllm_before_reading_generation_config():
     """TRL sets generation_config only without vLLM: use_vllm must be read first (it raised AttributeError)."""
     from types import SimpleNamespace
 
-    from grasp_lib.train.grpo import fast_rollout_trainer
+    from grasp_lib.train.grpo_trainer import GraspGRPOTrainer
 
     with_vllm = SimpleNamespace(use_vllm=True)  # no generation_config, as TRL leaves it with vLLM
-    assert fast_rollout_trainer()._fast_rollouts_apply(with_vllm, None, {}) is False
+    assert GraspGRPOTrainer._engine_applies(with_vllm, None, {}) is False

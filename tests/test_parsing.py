@@ -59,7 +59,7 @@ def test_parse_other_families(family, completion, labels, relation_labels, statu
 
 
 # ------------------------------------------------------------------ bounded rewrites match the old patterns
-# The patterns before the rewrite (issue 13): same results, but quadratic on whitespace runs.
+# The unbounded patterns: same results, but quadratic on whitespace runs.
 OLD_FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
 OLD_CONFIDENCE = re.compile(r"confiden\w*\W{0,4}(\d{1,3}(?:\.\d+)?)\s*(%?)", re.IGNORECASE)
 OLD_CONFIDENCE_LINE = re.compile(r"\s*confidence\s*:\s*\d{1,3}(?:\.\d+)?\s*%?\s*$", re.IGNORECASE)

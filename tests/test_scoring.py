@@ -1,6 +1,6 @@
-"""Hand-computed cases of issue 12: one scoring definition per family, shared by rewards and metrics.
+"""Hand-computed cases: one scoring definition per family, shared by rewards and metrics.
 
-Each case failed on the scoring before v2 (greedy matching, order-dependent alignment, credit under the
+Each case catches a way scoring goes wrong (greedy matching, order-dependent alignment, credit under the
 gold type, separate normalisations in rewards and metrics, fuzzy "strict").
 """
 
@@ -10,7 +10,7 @@ from itertools import permutations
 import pytest
 
 from grasp_lib.matching import Span
-from grasp_lib.metrics import decompose, ner_scores, score_predictions
+from grasp_lib.metrics import ner_scores, score_predictions
 from grasp_lib.parsing import parse
 from grasp_lib.rewards import BinaryReward, EntityReward, RelationReward, factual_reward
 from grasp_lib.tasks import get_task
@@ -113,16 +113,6 @@ def test_occurrence_conventions_and_set_f1():
     assert twice["all_occurrences"]["strict"]["micro"]["precision"] == 1.0  # a repeat labels nothing new
 
 
-def test_decomposition_steps_one_change_at_a_time():
-    rows = [ner_row(), ner_row(entities=GOLD[:1]) | {"id": "2"}]
-    completions = ['{"Chemical": ["naloxone"], "Disease": ["hypotension"]}', '{"Chemical": ["Naloxonne"]}']
-    steps = {s["step"]: s for s in decompose(rows, completions)}
-    assert steps["lenient alignment, greedy matching"]["f1"] == 1.0  # every mention found leniently
-    assert steps["no fuzzy alignment"]["f1"] == pytest.approx(2 / 3)  # the typo lost: 2 of 3 both ways
-    assert steps["verbatim, case-sensitive (strict)"]["f1"] == pytest.approx(1 / 3)  # "naloxone" lost too
-    assert steps["verbatim, case-sensitive (strict)"]["delta"] == pytest.approx(-1 / 3)
-
-
 # ---------------------------------------------------------------- rewards and metrics on the same answer
 
 def qa_row(answer):
@@ -217,8 +207,7 @@ def test_headline_and_parse_status_of_every_family():
 
 def test_close_brackets_escaped_quote():
     """A truncated answer whose string holds an escaped quote is repaired (the escape does not end the
-    string). Owned by the parser's room (issue 13 fixes parsing._close_brackets); kept apart so that
-    the merge can be checked."""
+    string)."""
     parsed = parse('{"Chemical": ["5\\"-AMP", "nalox', ("Chemical",))
     assert parsed.status == "repaired"
     assert parsed.mentions == (('5"-AMP', "Chemical"), ("nalox", "Chemical"))

@@ -1,4 +1,4 @@
-"""Hypothesis properties of the one scoring definition, for every task family (issue 12):
+"""Hypothesis properties of the one scoring definition, for every task family:
 
 - every score is invariant to permutations of the predictions and of the gold;
 - a reward without partial credit equals the score the metrics give the same answer;

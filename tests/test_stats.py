@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from grasp_lib import stats
+from grasp_lib import parsing, stats
 from grasp_lib.metrics import score_predictions
 
 TEXT = "Naloxone reverses hypotension."
@@ -128,7 +128,7 @@ def test_f1_by_temperature_averages_sample_sets():
     (None, None),
 ])
 def test_stated_confidence(text, expected):
-    assert stats.stated_confidence(text) == (pytest.approx(expected) if expected is not None else None)
+    assert parsing.stated_confidence(text) == (pytest.approx(expected) if expected is not None else None)
 
 
 def test_ece_hand_computed():

@@ -1,4 +1,4 @@
-"""Shared-prefix training (grasp_lib/train/prefix.py): the packed forward gives TRL's stock loss and every
+"""Shared-prefix training (grasp_lib/train/prefix.py, packing.py): the packed forward gives TRL's stock loss and every
 parameter gradient (within 1e-5 relative) for SFT, GRPO (beta 0 and beta > 0) and DPO on tiny-random,
 with mixed prompt and completion lengths and padding on both sides; a short SFT run with the switch on
 and off logs the same loss curve."""
@@ -12,8 +12,8 @@ import torch
 from grasp_lib import examples
 from grasp_lib import params as P
 from grasp_lib.models import load_model
-from grasp_lib.train import prefix, sft
-from grasp_lib.train.common import trainer_defaults
+from grasp_lib.train import packing, prefix, sft
+from grasp_lib.params import trainer_defaults
 
 RTOL = 1e-5
 SYSTEMS = ["You extract chemicals and diseases from PubMed text. Answer in JSON.",
@@ -94,16 +94,17 @@ def test_sft_step_equals_the_stock_step(tmp_path, tasks, lora, packed_calls):
 
 def grpo_trainer(shared: bool, tmp_path, beta: float):
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
+
+    from grasp_lib.train.grpo_trainer import GraspGRPOTrainer
 
     model, tokenizer = fresh_model()
-    cls = prefix.with_shared_prefix(GRPOTrainer, prefix.SharedPrefixGRPO, shared)
     config = GRPOConfig(**trainer_defaults(tmp_path, 0) | {
         "per_device_train_batch_size": 6, "num_generations": 3, "max_completion_length": 8, "beta": beta,
         "temperature": 0.7, "disable_tqdm": True})
     dataset = Dataset.from_list([{"prompt": conversation(SYSTEMS[0], t)} for t in TEXTS])
-    return cls(model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions), args=config,
-               train_dataset=dataset, processing_class=tokenizer)
+    return GraspGRPOTrainer(model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+                            args=config, train_dataset=dataset, processing_class=tokenizer, shared_prefix=shared)
 
 
 def grpo_inputs(tokenizer) -> dict:
@@ -172,7 +173,7 @@ def test_dpo_loss_and_gradients_equal_the_stock_step(tmp_path, packed_calls):
 
 
 def test_packed_layout_shares_each_prefix_once_and_lets_a_token_see_its_ancestors_only():
-    packed = prefix.pack_rows([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3, 6, 7], [9]])
+    packed = packing.pack_rows([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3, 6, 7], [9]])
     assert packed.input_ids.tolist() == [[1, 2, 3, 4, 5, 6, 7, 9]]
     assert packed.position_ids.tolist() == [[0, 1, 2, 3, 2, 3, 4, 0]]
     assert packed.nodes == [[0, 1, 2, 3], [0, 1, 4], [0, 1, 2, 5, 6], [7]]
@@ -182,7 +183,7 @@ def test_packed_layout_shares_each_prefix_once_and_lets_a_token_see_its_ancestor
 
 
 def test_a_packed_row_that_would_grow_past_the_cap_starts_another_and_pads_to_itself():
-    packed = prefix.pack_rows([[1, 2, 3], [1, 2, 4], [1, 5, 6]], max_tokens=4)
+    packed = packing.pack_rows([[1, 2, 3], [1, 2, 4], [1, 5, 6]], max_tokens=4)
     assert packed.input_ids.tolist() == [[1, 2, 3, 4], [1, 5, 6, 0]]
     assert packed.nodes == [[0, 1, 2], [0, 1, 3], [4, 5, 6]]
     assert packed.allowed[1, 0, 3].nonzero().flatten().tolist() == [3]

@@ -26,6 +26,8 @@ metric and every reward, not a reward setting.
 
 from __future__ import annotations
 
+import math
+
 from .adaptive import TaskAdaptive
 from .binary import BinaryReward
 from .grounding import GroundingReward, grounding_reward
@@ -82,6 +84,20 @@ def build_rewards(names: list[str], settings: dict | None = None) -> list:
     return funcs
 
 
-__all__ = ["REWARDS", "build_rewards", "format_reward", "EntityReward", "RelationReward", "NaryReward",
+def composite_rewards(funcs: list, weights: list[float] | None, completions: list[str], rows: list[dict]) -> list[float]:
+    """Weighted sum of the rewards per completion, as GRPO combines them: a reward that does not apply to
+    a row (None) is left out of the sum; `weights` None = all 1."""
+    weights = weights or [1.0] * len(funcs)
+    columns = {key: [row.get(key) for row in rows] for key in {k for row in rows for k in row} - {"id"}}
+    totals = [0.0] * len(completions)
+    for func, weight in zip(funcs, weights):
+        for i, value in enumerate(func(completions, **columns)):
+            if value is not None and not math.isnan(value):
+                totals[i] += weight * value
+    return totals
+
+
+__all__ = ["REWARDS", "build_rewards", "composite_rewards", "format_reward", "EntityReward", "RelationReward",
+           "NaryReward",
            "GroundingReward", "grounding_reward", "LengthReward", "ReasoningReward", "factual_reward", "PathwayReward",
            "ConsistencyReward", "UncertaintyReward", "VerifierReward", "BinaryReward", "TaskAdaptive"]

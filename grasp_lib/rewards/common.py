@@ -49,12 +49,6 @@ def golds(n: int, dataset, columns: dict) -> list[Gold]:
     return out
 
 
-def soft_f1(matched: float, n_pred: int, n_gold: int) -> float:
-    """2 * matched credit / (|pred| + |gold|), 1 when both are empty: the example F1 of the metrics when
-    the credit is the metric's own."""
-    return 1.0 if not n_pred and not n_gold else 2.0 * matched / (n_pred + n_gold)
-
-
 def answer_strings(parsed: Parsed, family: Family, in_text_only: bool = True) -> list[str]:
     """The strings an answer claims are in the source (mentions, relation arguments, drugs); with
     in_text_only False also its label and its free-text answer."""

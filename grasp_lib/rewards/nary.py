@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..tasks import COMBINATIONS, drug_set, set_credit
-from .common import golds, parse_completion, soft_f1
+from ..tasks import COMBINATIONS, drug_set, set_credit, soft_f1
+from .common import golds, parse_completion
 
 
 class NaryReward:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..matching import ALIGNMENTS, Span, overlap
 from ..parsing import REPAIRED, VALID
-from .common import golds, parse_completion, soft_f1
+from ..tasks import soft_f1
+from .common import golds, parse_completion
 
 _FORMAT_SCORE = {VALID: 1.0, REPAIRED: 0.5}
 

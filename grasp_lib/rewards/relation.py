@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..tasks import RELATIONS, norm
-from .common import golds, parse_completion, soft_f1
+from ..tasks import RELATIONS, norm, soft_f1
+from .common import golds, parse_completion
 
 
 def _tokens(s: str) -> frozenset[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from .. import parsing
-from ..tasks import answer_tokens, drug_set, norm, token_f1  # noqa: F401  (answer_tokens, token_f1: API)
+from ..tasks import drug_set, norm
 from .common import completion_text, golds, parse_completion
 from .nary import NaryReward
 from .ner import EntityReward

@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from ..params import KNOWN_STAGES, Params, trainer_defaults  # noqa: F401  (the stages import it from here)
-from ..prompts import build_target, prompt_messages, reasoning_target, shots_for  # noqa: F401  (stages use them)
+from ..params import KNOWN_STAGES, Params
+from ..prompts import build_target, prompt_messages, reasoning_target
 from ..tasks import get_task
 
 

@@ -3,9 +3,9 @@
 No teacher and no hand-set numbers (the verbalised-probability recipe of Lin et al. 2022, "Teaching models
 to express their uncertainty in words": the target is the model's own measured accuracy). On each row of
 data/confidence.jsonl, which SFT never saw, the start model (the SFT model when that stage ran) answers
-greedily and samples `confidence.samples` more answers at `confidence.temperature`, each scored exactly
-right or not (stats.exactly_right: parsed, strict per-example F1 1; the event the reliability diagram
-measures). The confidence of a row (`confidence.target`) is the share of right answers among all answers
+greedily and samples `confidence.samples` more answers at `confidence.temperature`; stats.confidence_targets
+scores each exactly right or not (stats.exactly_right: parsed, strict per-example F1 1; the event the
+reliability diagram measures). The confidence of a row (`confidence.target`) is the share of right answers among all answers
 of the same kind as its greedy answer ("group": same number of items, which the model sees when it writes
 the line) or among the row's own answers ("sample"). The model is then fine-tuned (TRL SFTTrainer, the
 `confidence_sft` section) on an answer followed by the line "Confidence: N%", which the prompt's
@@ -25,53 +25,14 @@ from pathlib import Path
 
 from ..models import generation_engine, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
 from ..run_files import read_jsonl, write_jsonl
-from ..params import Params, check_section, write_run_info
-from ..parsing import parse, without_confidence
+from ..params import Params, check_section, trainer_defaults, write_run_info
+from ..parsing import without_confidence
 from ..paths import resolve
-from ..prompts import CONFIDENCE_LINE, build_target
-from ..tasks import get_task
+from ..prompts import CONFIDENCE_LINE, prompt_messages, shots_for
+from ..stats import confidence_targets
 from .callbacks import stage_callbacks
-from .common import (is_main_process, last_checkpoint, on_main_process, prompt_messages, save_log, shots_for,
-                     stage_main, start_model, trainer_defaults)
+from .common import is_main_process, last_checkpoint, on_main_process, save_log, stage_main, start_model
 from .prefix import SharedPrefixSFT, with_shared_prefix
-
-
-def confidence_percent(right: list[bool]) -> int:
-    """The share of exactly right answers, as a whole percent (what the model learns to state).
-
-    >>> confidence_percent([True, False, False, False, True, False, False, False])
-    25
-    """
-    if not right:
-        raise ValueError("no answers to measure a confidence from")
-    return round(100 * sum(right) / len(right))
-
-
-def answer_kind(answer: str, dataset: str, max_items: int) -> tuple[str, int]:
-    """What a model can see of its own answer when it states a confidence: (dataset, number of items it
-    gave: mentions, relations or combinations, capped at `max_items`; -1 when it does not parse).
-
-    >>> answer_kind('{"Chemical": ["a", "b"], "Disease": ["c"]}', "bc5cdr", max_items=4)
-    ('bc5cdr', 3)
-    """
-    parsed = parse(answer, *get_task(dataset).parse_args())
-    if not parsed.ok:
-        return dataset, -1
-    return dataset, min(max_items, len(parsed.mentions) + len(parsed.relations) + len(parsed.combinations))
-
-
-def group_percents(kinds: list[tuple], right: list[bool]) -> dict[tuple, int]:
-    """Per answer kind, the share of answers of that kind that are exactly right, as a whole percent.
-
-    >>> group_percents([("d", 0), ("d", 0), ("d", 2), ("d", 0)], [True, False, False, True])
-    {('d', 0): 67, ('d', 2): 0}
-    """
-    counts: dict[tuple, list[int]] = {}
-    for kind, ok in zip(kinds, right):
-        counts.setdefault(kind, [0, 0])
-        counts[kind][0] += ok
-        counts[kind][1] += 1
-    return {kind: round(100 * hits / total) for kind, (hits, total) in counts.items()}
 
 
 def confidence_target(answer: str, percent: int) -> str:
@@ -103,30 +64,9 @@ def measure(model, tokenizer, params: Params, rows: list[dict], conversations: l
 
 def confidence_records(rows: list[dict], greedy: list[str], sampled: list[list[str]], target: str,
                        max_items: int = 4, answer: str = "own") -> list[dict]:
-    """Score every answer (greedy first, then the samples) and set each row's training target: `answer`
-    "own" (the greedy answer) or "gold" (the gold answer), then its confidence line. `target` "sample":
-    the share of the row's answers that are exactly right; "group": the share of all answers of the
-    target answer's kind (`answer_kind`; the share over all answers for a kind the model never gave)."""
-    from ..stats import exactly_right, score_example
-
-    if target not in ("sample", "group") or answer not in ("own", "gold"):
-        raise ValueError(f"confidence.target {target!r} / confidence.answer {answer!r}: expected "
-                         f"sample|group / own|gold")
-    answers = [[g] + s for g, s in zip(greedy, sampled)]
-    right = [[exactly_right(score_example(row, text)) for text in texts] for row, texts in zip(rows, answers)]
-    kinds = [answer_kind(text, row["dataset"], max_items) for row, texts in zip(rows, answers) for text in texts]
-    groups = group_percents(kinds, [r for rs in right for r in rs])
-    overall = confidence_percent([r for rs in right for r in rs])
-    records = []
-    for row, texts, ok in zip(rows, answers, right):
-        shown = texts[0] if answer == "own" else build_target(row, get_task(row["dataset"]))
-        kind = answer_kind(shown, row["dataset"], max_items)
-        percent = confidence_percent(ok) if target == "sample" else groups.get(kind, overall)
-        records.append({"id": row["id"], "dataset": row["dataset"], "greedy": texts[0], "greedy_right": ok[0],
-                        "samples_right": sum(ok[1:]), "row_percent": confidence_percent(ok),
-                        "kind_items": kind[1], "kind_percent": groups.get(kind, overall), "percent": percent,
-                        "target": confidence_target(shown, percent)})
-    return records
+    """stats.confidence_targets, each with its training target: the shown answer, then its confidence line."""
+    return [{k: v for k, v in rec.items() if k != "shown"} | {"target": confidence_target(rec["shown"], rec["percent"])}
+            for rec in confidence_targets(rows, greedy, sampled, target, max_items, answer)]
 
 
 def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> dict:

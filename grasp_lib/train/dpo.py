@@ -12,32 +12,18 @@ Writes runs/R/models/dpo, results/dpo_pairs.jsonl and results/dpo_log.jsonl. Usa
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 
 from ..models import generation_engine, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
 from ..run_files import read_jsonl, write_jsonl
-from ..params import Params, check_section, write_run_info
+from ..params import Params, check_section, trainer_defaults, write_run_info
 from ..paths import resolve
-from ..rewards import build_rewards
+from ..prompts import prompt_messages, shots_for
+from ..rewards import build_rewards, composite_rewards
 from .callbacks import stage_callbacks
-from .common import (is_main_process, last_checkpoint, on_main_process, prompt_messages, save_log, shots_for,
-                     stage_main, start_model, trainer_defaults)
+from .common import is_main_process, last_checkpoint, on_main_process, save_log, stage_main, start_model
 from .prefix import SharedPrefixDPO, with_shared_prefix
-
-
-def composite_rewards(funcs: list, weights: list[float] | None, completions: list[str], rows: list[dict]) -> list[float]:
-    """Weighted sum of the rewards per completion, as GRPO combines them: a reward that does not apply to
-    a row (None) is left out of the sum; `weights` None = all 1."""
-    weights = weights or [1.0] * len(funcs)
-    columns = {key: [row.get(key) for row in rows] for key in {k for row in rows for k in row} - {"id"}}
-    totals = [0.0] * len(completions)
-    for func, weight in zip(funcs, weights):
-        for i, value in enumerate(func(completions, **columns)):
-            if value is not None and not math.isnan(value):
-                totals[i] += weight * value
-    return totals
 
 
 def build_pairs(groups: list[dict], margin: float) -> list[dict]:

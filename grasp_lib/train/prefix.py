@@ -3,10 +3,10 @@ gradients as TRL's padded batch.
 
 The rows of a training batch repeat long prefixes: every SFT row starts with the task's system prompt,
 the G completions of a GRPO group repeat the whole prompt, a DPO pair repeats its prompt. Here the rows
-of a batch are merged into a token trie (a node per distinct prefix), laid out as one packed sequence,
-and run through the model once, with each token's position its depth in the trie and an attention mask
-that lets a token see exactly its ancestors (tree attention: Prefix Grouper, Liu et al. 2025,
-arXiv 2506.05433, generalised from one shared prompt to any shared prefix). A token's hidden state
+of a batch are packed into a token trie (train/packing.py) and run through the model once, with each
+token's position its depth in the trie and an attention mask that lets a token see exactly its
+ancestors (tree attention: Prefix Grouper, Liu et al. 2025, arXiv 2506.05433, generalised from one shared
+prompt to any shared prefix). A token's hidden state
 depends only on the tokens before it, so a row's log-probabilities equal those of its padded forward,
 and the gradient that the rows send into a shared token sums there, as the padded batch's does.
 Logits are computed only at the positions whose next token a loss reads (TRL's fused head on CPU scores
@@ -18,8 +18,9 @@ fails on the mask shape, and `eager` is not in its registry. It also shares one 
 
 Where it applies: TRL calls `model(..., labels=labels, fused_lm_head=True)` (SFT's compute_loss, GRPO's
 `_get_per_token_logps_and_entropies`, DPO's loss) and reads per-token fields of the output. The trainer
-mixins below hand TRL a `SharedPrefixForward` in place of the model, which answers those calls from the
-packed forward and passes every other call to the model unchanged. It falls back to the model (with a
+mixins below (and GraspGRPOTrainer's `shared_prefix` flag) hand TRL a `SharedPrefixForward` in place of
+the model, which answers those calls from the packed forward and passes every other call to the model
+unchanged. It falls back to the model (with a
 warning) for what it does not reproduce: multimodal or extra inputs, holes in a row's attention mask,
 attention implementations that ignore a 4-D mask (FlashAttention, Unsloth's kernels).
 """
@@ -27,90 +28,12 @@ attention implementations that ignore a 4-D mask (FlashAttention, Unsloth's kern
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import torch
 
-# A packed row holds at most this many tokens (more rows start another packed row): attention over a
-# packed row is dense, so its cost grows with the square of its length
-MAX_PACKED_TOKENS = 1024
+from .packing import attention_mask_4d, pack_rows
+
 PLAIN_INPUTS = {"input_ids", "attention_mask", "use_cache"}
-
-
-@dataclass
-class Packed:
-    input_ids: torch.Tensor  # [bins, width]
-    position_ids: torch.Tensor  # [bins, width]: depth in the trie
-    allowed: torch.Tensor  # [bins, 1, width, width] bool: query may attend key (its ancestors and itself)
-    nodes: list[list[int]]  # per row: flat index (bin * width + column) of each of its tokens
-
-
-class _Trie:
-    """Token trie of one packed row; node i (0-based) is column i, and a parent precedes its children."""
-
-    def __init__(self):
-        self.children: list[dict[int, int]] = [{}]  # [0] is the root (no token); node i is entry i + 1
-        self.parents: list[int] = []
-        self.tokens: list[int] = []
-        self.depths: list[int] = []
-
-    def new_tokens(self, row: list[int]) -> int:
-        node = 0
-        for i, token in enumerate(row):
-            node = self.children[node].get(token)
-            if node is None:
-                return len(row) - i
-            node += 1
-        return 0
-
-    def insert(self, row: list[int]) -> list[int]:
-        node, path = 0, []
-        for depth, token in enumerate(row):
-            child = self.children[node].get(token)
-            if child is None:
-                child = len(self.tokens)
-                self.children[node][token] = child
-                self.children.append({})
-                self.parents.append(node - 1)
-                self.tokens.append(token)
-                self.depths.append(depth)
-            path.append(child)
-            node = child + 1
-        return path
-
-    def ancestors(self, width: int) -> torch.Tensor:
-        allowed = torch.zeros(width, width, dtype=torch.bool)
-        for i, parent in enumerate(self.parents):
-            if parent >= 0:
-                allowed[i] = allowed[parent]
-            allowed[i, i] = True
-        for i in range(len(self.parents), width):  # padding: itself only, so no query row is fully masked
-            allowed[i, i] = True
-        return allowed
-
-
-def pack_rows(rows: list[list[int]], max_tokens: int = MAX_PACKED_TOKENS, pad_id: int = 0) -> Packed:
-    """Merge token rows into tries (a new packed row when one would exceed `max_tokens`) and lay them out."""
-    tries, where = [_Trie()], []
-    for row in rows:
-        if tries[-1].tokens and len(tries[-1].tokens) + tries[-1].new_tokens(row) > max_tokens:
-            tries.append(_Trie())
-        where.append((len(tries) - 1, tries[-1].insert(row)))
-    width = max(len(t.tokens) for t in tries)
-    ids = torch.full((len(tries), width), pad_id, dtype=torch.long)
-    positions = torch.zeros((len(tries), width), dtype=torch.long)
-    for b, trie in enumerate(tries):
-        ids[b, :len(trie.tokens)] = torch.tensor(trie.tokens, dtype=torch.long)
-        positions[b, :len(trie.depths)] = torch.tensor(trie.depths, dtype=torch.long)
-    allowed = torch.stack([t.ancestors(width) for t in tries])[:, None]
-    return Packed(ids, positions, allowed, [[b * width + n for n in path] for b, path in where])
-
-
-def attention_mask_4d(allowed: torch.Tensor, implementation: str) -> torch.Tensor:
-    """SDPA takes the boolean mask; eager attention adds the mask to its scores."""
-    if implementation == "sdpa":
-        return allowed
-    return torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
 
 
 def model_config(model):
@@ -233,14 +156,6 @@ class SharedPrefixSFT:
         if keys is None or len(set(keys)) < 2 or len(keys) != len(self.train_dataset):
             return super()._get_train_sampler(*args, **kwargs)
         return PromptGroupedSampler(keys, self.args.train_batch_size, self.args.data_seed or self.args.seed)
-
-
-class SharedPrefixGRPO:
-    """GRPOTrainer whose log-probabilities (policy, reference, old policy) come from the packed forward: the
-    system prompt once per step, each prompt once per group, every completion after it."""
-
-    def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
-        return super()._get_per_token_logps_and_entropies(shared_forward(model, self.temperature), *args, **kwargs)
 
 
 class SharedPrefixDPO:

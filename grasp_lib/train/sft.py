@@ -13,10 +13,11 @@ from pathlib import Path
 from ..models import load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
 from ..examples import curriculum_stages
 from ..run_files import read_jsonl
-from ..params import Params, check_section, write_run_info
+from ..params import Params, check_section, trainer_defaults, write_run_info
 from ..paths import resolve
+from ..prompts import shots_for
 from .callbacks import stage_callbacks
-from .common import stage_main, last_checkpoint, save_log, sft_rows, shots_for, trainer_defaults
+from .common import last_checkpoint, save_log, sft_rows, stage_main
 from .prefix import SharedPrefixSFT, with_shared_prefix
 
 
