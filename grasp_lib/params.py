@@ -498,6 +498,7 @@ def trainer_defaults(output_dir: Path, seed: int) -> dict:
     return {"output_dir": str(output_dir), "seed": seed, "data_seed": seed, "bf16": cuda and torch.cuda.is_bf16_supported(),
             "use_cpu": not cuda, "gradient_checkpointing": False, "report_to": "none",
             "save_strategy": "no",  # params: save_strategy: steps, save_steps: N -> resumable checkpoints
+            "logging_nan_inf_filter": False,  # a nan/inf step loss is logged as such (train/callbacks stops on it)
             "logging_steps": 1, "dataloader_num_workers": 0, "disable_tqdm": False}
 
 
@@ -506,6 +507,7 @@ def preflight(params: Params, source: str | Path = "") -> None:
     the params file, and the key): trainer and LoRA sections built into their TRL/PEFT classes, rewards
     built, datasets, splits and the data root looked up, the model name resolved. Cached per process."""
     try:
+        resolve_model(params.model)  # first: it imports grasp_lib.models, which must precede TRL (Unsloth)
         for name, cls_name in TRAINER_SECTIONS.items():
             _check_trainer_section(name, cls_name, _frozen(trainer_fields(params, name)), params.seed)
         if params.lora:
@@ -515,7 +517,6 @@ def preflight(params: Params, source: str | Path = "") -> None:
         unknown_levels = sorted(set(params.prompt.levels) - set(_prompt_levels()))
         if unknown_levels:
             raise ParamsError(f"prompt.levels: unknown level(s) {unknown_levels}; valid: {list(_prompt_levels())}")
-        resolve_model(params.model)
     except ParamsError as err:
         raise ParamsError(f"{source}: {err}" if source else str(err)) from None
 
@@ -673,8 +674,7 @@ def resolve_model(name: str) -> str:
         return "built-in"
     local = resolve(name)
     if local.is_dir():
-        if not (local / "config.json").is_file():
-            raise ParamsError(f"model = {name!r}: the folder {local} has no config.json")
+        _verify_model(name, local)
         return str(local)
     from huggingface_hub import constants, try_to_load_from_cache
 
@@ -683,12 +683,24 @@ def resolve_model(name: str) -> str:
     except Exception:  # not a valid hub id (HFValidationError): it can only be a missing folder
         cached = False
     if isinstance(cached, str):
+        _verify_model(name, Path(cached).parent)
         return cached
     if os.environ.get("HF_HUB_OFFLINE", "").upper() not in {"1", "ON", "YES", "TRUE"} and cached is None:
         return "hub"
     raise ParamsError(f"model = {name!r}: expected a built-in name {list(BUILTIN_MODELS)}, a local folder "
                       f"(no {local}) or a model in the Hugging Face cache ({constants.HF_HUB_CACHE}); the hub "
                       f"is offline here (HF_HUB_OFFLINE=1)")
+
+
+def _verify_model(name: str, folder: Path) -> None:
+    """A local model folder complete (config.json parses, safetensors whole, every tensor present), as
+    models.load_model checks it again later; here before any notebook, naming the file."""
+    from .models import BrokenModel, verify_model_dir
+
+    try:
+        verify_model_dir(folder)
+    except BrokenModel as err:
+        raise ParamsError(f"model = {name!r}: {err}") from None
 
 
 # ---------------------------------------------------------------- the run folder's record

@@ -32,7 +32,8 @@ ALLOWED = {
     "errors": {"matching", "tasks", "run_files", "examples"},  # + error analysis of saved predictions
     "examples": {"corpora", "params", "schema", "tasks", "run_files"},  # + corpora -> rows of each family
     # + params.preflight (inside functions): rewards built, datasets and prompt levels looked up before any notebook
-    "params": {"paths", "rewards", "corpora", "tasks", "prompts"},
+    # + models (inside a function): preflight verifies a local model folder as load_model does (DESIGN: preflight -> models)
+    "params": {"paths", "rewards", "corpora", "tasks", "prompts", "models"},
     "models": {"params", "paths"},
     "constrained": {"prompts", "tasks"},  # + grounded decoding: an answer grammar per task (issue 15)
     # + constrained, tasks: grounded decoding; progress: the generation bar
