@@ -435,21 +435,20 @@ def _finite(tensor) -> bool:
 @contextlib.contextmanager
 def saving_into(target: str | Path):
     """A temporary sibling folder (.<name>.partial) to save a model into; once the body returns and the
-    folder verifies (complete files, finite values) it is renamed to `target`. An error leaves no folder
-    behind, and a kill leaves only the hidden partial one, which no stage reads: never a half-written
-    `target` that the next stage would accept."""
+    folder verifies (complete files, finite values) it is renamed to `target`. A model already at `target`
+    (an earlier run's) steps aside to .<name>.old first and is deleted only after the rename: an error or
+    a kill leaves hidden folders only, never a half-written or stale `target` that the next stage accepts."""
     target = Path(target)
-    partial = target.with_name(f".{target.name}.partial")
+    partial, old = target.with_name(f".{target.name}.partial"), target.with_name(f".{target.name}.old")
     shutil.rmtree(partial, ignore_errors=True)  # what a killed earlier save left
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)  # also: a folder cannot be renamed over a non-empty one
     try:
         yield partial
         verify_model_dir(partial, values=True)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)  # a folder cannot be renamed over a non-empty one: the previous model steps aside
     partial.rename(target)
     shutil.rmtree(old, ignore_errors=True)
