@@ -337,7 +337,7 @@ def _read_config(folder: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BrokenModel(f"{folder}: no config.json (not a model folder, or a save that did not finish)") from None
+        raise BrokenModel(f"{folder}: has no config.json (not a model folder, or a save that did not finish)") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise BrokenModel(f"{path}: not JSON ({err})") from None
     if not isinstance(config, dict):
@@ -420,7 +420,7 @@ def _check_finite_file(file: Path) -> None:
 def check_finite(model, source: str = "the model") -> None:
     """Every floating parameter of a loaded model finite (sharded ZeRO-3 and 4-bit weights are skipped)."""
     with torch.no_grad():
-        bad = [name for name, p in model.named_parameters()
+        bad = [name for name, p in getattr(model, "named_parameters", dict)()  # stand-ins have none
                if p.is_floating_point() and p.numel() and p.device.type != "meta" and not _finite(p)]
     if bad:
         raise BrokenModel(f"{source}: {len(bad)} weight tensor(s) hold inf or nan, e.g. {bad[:3]}")
