@@ -329,7 +329,7 @@ def _build(cls, values: object, path: Path, prefix: str = ""):
         try:
             kwargs[name] = _build(nested[name], value or {}, path, f"{prefix}.{name}" if prefix else name)
         except ParamsError as err:  # reported with the rest; the section's defaults stand in meanwhile
-            problems.append(str(err).removeprefix(f"{path}: "))
+            problems += getattr(err, "problems", None) or [str(err).removeprefix(f"{path}: ")]
     try:
         built = cls(**kwargs)
     except ValidationError as err:

@@ -165,6 +165,8 @@ def test_a_params_file_with_a_byte_order_mark_reads_as_without(tmp_path):
     ("sft: {learning_rate: .inf}\n", "name: child\n", ["base.yaml: sft.learning_rate = inf"]),
     ("data: {sft_size: -3}\n", "name: child\neval: {batch_size: 0}\n",
      ["base.yaml: data.sft_size = -3", "child.yaml: eval.batch_size = 0"]),
+    ("data: {sft_size: -3}\n", "name: child\ndata: {rl_size: -4}\n",
+     ["base.yaml: data.sft_size = -3", "child.yaml: data.rl_size = -4"]),  # one section, a problem from each file
     ("data: {sft_size: -3}\n", "name: child\ndata: {sft_size: 3}\n", None),  # the child fixes it: no error
 ])
 def test_a_bad_value_in_a_base_file_is_named_against_that_file(tmp_path, base_damage, child, named):
