@@ -323,7 +323,7 @@ def verify_model_dir(folder: str | Path, values: bool = False) -> None:
     present = set()
     for file in files:
         present |= set(_safetensors_header(file))
-    missing = _missing_tensors(folder, present)
+    missing = _missing_tensors(folder, present) if files else set()  # .bin weights: left to transformers
     if missing:
         raise BrokenModel(f"{folder}: {len(missing)} tensor(s) the architecture needs are in none of "
                           f"{[f.name for f in files]}, e.g. {sorted(missing)[:3]}: an incomplete save")
