@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import runner
 from .params import ParamsError, parse_override
+from .runner import RunLocked
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,22 +41,34 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "data":
         return _data(args)
+    try:
+        return _command(args)
+    # bad input (params, a cut predictions file) and every OSError (a read-only run folder, a full disk, no
+    # permission): one line, exit 2, never a traceback
+    except (ParamsError, KeyError, ValueError, OSError, RunLocked) as err:
+        print(f"error: {_describe(err)}", file=sys.stderr)
+        return 2
+
+
+def _command(args) -> int:
     if args.command == "rescore":
         return _rescore(args.runs, args.cross_check)
     if args.command == "figures":
         from .figures import regenerate
 
         return regenerate(args.run, args.reward_runs, args.prompt_runs, args.calibration_run)
+    overrides = dict(parse_override(o) for o in args.overrides)
+    notebooks = args.notebooks.split(",") if args.notebooks else None
+    return runner.run(args.params, overrides, notebooks)
 
-    from . import runner
 
-    try:
-        overrides = dict(parse_override(o) for o in args.overrides)
-        notebooks = args.notebooks.split(",") if args.notebooks else None
-        return runner.run(args.params, overrides, notebooks)
-    except (ParamsError, FileNotFoundError, KeyError, runner.RunLocked) as err:  # before any notebook ran
-        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
-        return 2
+def _describe(err: BaseException) -> str:
+    if isinstance(err, KeyError):
+        return str(err.args[0])
+    if isinstance(err, OSError) and err.filename and not isinstance(err, FileNotFoundError):
+        return (f"{err.filename}: {err.strerror or err} ({type(err).__name__}): the run folder and the files "
+                f"it writes must be writable, on a disk with free space")
+    return str(err)
 
 
 def _add_data_parser(commands) -> None:

@@ -97,13 +97,15 @@ def evaluate_run(params: Params, run_dir: Path) -> dict:
         metrics, records = evaluate_model(model, rows, params, run_dir)
         all_metrics[stage] = metrics
         all_records += [{"stage": stage} | record for record in records]
+    run_files.check_records(rows, all_records)  # every stage answered every eval row once, before writing
     write_results(run_dir, all_metrics, all_records)
     return all_metrics
 
 
 def write_results(run_dir: Path, metrics: dict, records: list[dict]) -> None:
-    """results/metrics.json and results/predictions.jsonl of a run (what notebooks 05 and 06 read)."""
-    run_files.write_json(metrics, run_files.metrics_path(run_dir))
+    """results/metrics.json (the previous one kept as metrics.prev.json) and results/predictions.jsonl of a
+    run (what notebooks 05 and 06 read), each replaced whole."""
+    run_files.write_metrics(metrics, run_dir)
     run_files.write_jsonl(records, run_files.predictions_path(run_dir))
 
 
@@ -123,11 +125,15 @@ def rescore_run(run_dir: Path) -> dict:
     old_path = run_files.metrics_path(run_dir)
     old = run_files.read_json(old_path) if old_path.exists() else {}
     all_metrics, all_records = {}, []
-    for stage, (rows, completions) in saved_completions(run_dir).items():
+    for stage, (rows, completions) in saved_completions(run_dir).items():  # checked: each eval row once
         metrics, records = score_predictions(rows, completions)
         kept = {k: v for k, v in old.get(stage, {}).items() if k in ("generation_seconds", "generation")}
         all_metrics[stage] = metrics | kept
         all_records += [{"stage": stage} | r for r in records]
+    if old and not any(isinstance(m, dict) and "scoring" in m for m in old.values()):  # only once scored
+        before = old_path.with_name("metrics_before_v2.json")
+        if not before.exists():
+            shutil.copyfile(old_path, before)
     write_results(run_dir, all_metrics, all_records)
     return all_metrics
 

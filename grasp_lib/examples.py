@@ -15,7 +15,7 @@ from pathlib import Path
 from . import corpora
 from .params import DataParams
 from .run_files import data_path, report_path, write_json, write_jsonl
-from .schema import Example
+from .schema import Document, Example
 from .tasks import family_of
 
 
@@ -31,12 +31,30 @@ class DataRow(dict):
 
 def dataset_rows(name: str, split: str, unit: str = "sentence", data_dir: str | None = None) -> tuple[list[dict], dict]:
     """All rows of one dataset split in its task family, plus the reader's report."""
+    rows, report, _ = _split_rows(name, split, unit, data_dir)
+    return rows, report
+
+
+def _split_rows(name: str, split: str, unit: str, data_dir: str | None) -> tuple[list[dict], dict, list[Document]]:
+    """(rows, report, documents) of one split; unit ids unique (corpora.load holds document ids unique;
+    this holds the ids the units are cut into, which predictions are joined by)."""
     docs, report = corpora.load(name, split, data_dir)
     rows_of = family_of(name).rows
     rows = [DataRow(r) for doc in docs for r in rows_of(name, doc, unit)]
-    for row in rows:
+    first: dict[str, int] = {}
+    for n, row in enumerate(rows, start=1):
         row.setdefault("alternatives", [])
-    return rows, report.as_dict() | {"dataset": name, "split": split, "documents": len(docs), "rows": len(rows)}
+        if first.setdefault(row["id"], n) != n:
+            raise ValueError(f"{name} {split}: units {first[row['id']]} and {n} have the same id {row['id']!r}")
+    return rows, report.as_dict() | {"dataset": name, "split": split, "documents": len(docs), "rows": len(rows)}, docs
+
+
+def shared_documents(docs: list[Document], others: list[Document]) -> list[str]:
+    """Ids of `docs` whose text (whitespace aside) is also a document of `others`: a test document that
+    is also a training one inflates the scores (counted in the data report, not an error: some corpora
+    repeat short texts on purpose)."""
+    seen = {" ".join(d.text.split()) for d in others}
+    return [d.id for d in docs if " ".join(d.text.split()) in seen]
 
 
 def build_examples(name: str, split: str, unit: str, data_dir: str | None = None) -> tuple[list[Example], dict]:
@@ -73,12 +91,14 @@ def sample_splits(data: DataParams, seed: int) -> tuple[dict[str, list[dict]], d
     pools, report = {}, {"train": {}, "eval": {}, "too_long": {"train": {}, "eval": {}}, "capped": {}}
     eval_rows = []
     for name in mixture:
-        rows, rep = dataset_rows(name, data.train_split, data.unit, data.data_dir)
+        rows, rep, train_docs = _split_rows(name, data.train_split, data.unit, data.data_dir)
         usable = [r for r in rows if len(r["text"]) <= data.max_chars]
         rng = random.Random(f"{seed}-{name}")
         cap = mixture[name]
         pools[name] = rng.sample(usable, min(cap, len(usable))) if cap is not None else rng.sample(usable, len(usable))
-        evaluation, eval_rep = dataset_rows(name, _eval_split(name, data), data.unit, data.data_dir)
+        evaluation, eval_rep, eval_docs = _split_rows(name, _eval_split(name, data), data.unit, data.data_dir)
+        shared = shared_documents(eval_docs, train_docs)
+        eval_rep |= {"documents_in_train_split": len(shared), "documents_in_train_split_examples": shared[:5]}
         eval_usable = [r for r in evaluation if len(r["text"]) <= data.max_chars]
         picked = eval_usable if data.eval_size is None else random.Random(f"{seed + 1}-{name}").sample(
             eval_usable, min(data.eval_size, len(eval_usable)))

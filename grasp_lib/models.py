@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -263,25 +264,36 @@ def load_model(name: str, lora: dict | None = None, max_seq_length: int = 1024, 
     GPU settings (see unsloth_options; the transformers + PEFT path reads only load_in_4bit). `seed`: Unsloth's
     LoRA is initialised from it (random_state; on the PEFT path TRL's trainer seeds with its config's seed,
     the params seed, before it adds the adapter). `vllm`: the stage generates with vLLM (fast_inference).
-    Under ZeRO-3, call this after the stage's trainer config exists, so the model loads sharded."""
+    Under ZeRO-3, call this after the stage's trainer config exists, so the model loads sharded.
+    A local folder is verified first (verify_model_dir) and the loaded weights must be finite."""
     path = model_path(name)
+    if Path(path).is_dir():
+        verify_model_dir(path)
     if USE_UNSLOTH:
         load, peft = unsloth_options({"max_seq_length": max_seq_length} | (unsloth or {}), vllm=vllm)
         model, tokenizer = FastLanguageModel.from_pretrained(path, **load)
         if lora:
             seeded = {} if seed is None else {"random_state": seed}
             model = FastLanguageModel.get_peft_model(model, **(peft | seeded | lora))
+        check_finite(model, path)
         return model, tokenizer, None
     from peft import LoraConfig
 
     model = AutoModelForCausalLM.from_pretrained(path, **transformers_options((unsloth or {}).get("load_in_4bit")))
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"  # generation; TRL sets its own side for training
+    check_finite(model, path)
     return model, tokenizer, (LoraConfig(task_type="CAUSAL_LM", **lora) if lora else None)
 
 
 def save_merged(model, tokenizer, target: str | Path) -> None:
-    """Save a trained model; a PEFT model is merged first so every stage loads the same way."""
+    """Save a trained model; a PEFT model is merged first so every stage loads the same way. The folder
+    appears only complete and verified (saving_into)."""
+    with saving_into(target) as partial:
+        _save_merged(model, tokenizer, partial)
+
+
+def _save_merged(model, tokenizer, target: Path) -> None:
     if USE_UNSLOTH and hasattr(model, "save_pretrained_merged"):
         # Unsloth merges LoRA into 16-bit weights (dequantizing a 4-bit base) so every stage loads alike;
         # the base is a local folder (model_path), so the 16-bit weights are read from disk, not the hub
@@ -292,7 +304,7 @@ def save_merged(model, tokenizer, target: str | Path) -> None:
         # merged_16bit does, so the next stage loads (and quantizes) it like any base model
         with tempfile.TemporaryDirectory() as adapter:
             model.save_pretrained(adapter)
-            merge_saved(adapter, tokenizer, target)
+            _merge_saved(adapter, tokenizer, target)
         return
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
@@ -322,7 +334,12 @@ def save_trained(trainer, tokenizer, target: str | Path) -> None:
 
 def merge_saved(saved: str | Path, tokenizer, target: str | Path) -> None:
     """A folder written by Trainer.save_model, as a merged model in `target`: a LoRA adapter is merged
-    into the base it names; full weights are saved as they are."""
+    into the base it names; full weights are saved as they are. `target` appears only complete."""
+    with saving_into(target) as partial:
+        _merge_saved(saved, tokenizer, partial)
+
+
+def _merge_saved(saved: str | Path, tokenizer, target: Path) -> None:
     if (Path(saved) / "adapter_config.json").exists():
         from peft import AutoPeftModelForCausalLM
 
@@ -345,3 +362,150 @@ def _zero3_init_off():
         yield
     finally:
         deepspeed._hf_deepspeed_config_weak_ref = saved
+
+
+# ---------------------------------------------------------------- verification: a folder is complete or refused
+class BrokenModel(ValueError):
+    """A model folder that is incomplete or holds non-finite weights; the message names the file."""
+
+
+def verify_model_dir(folder: str | Path, values: bool = False) -> None:
+    """Refuse a model folder that would load wrong: config.json that does not parse, a safetensors file whose
+    header and size disagree (cut short by a kill or a full disk), a tensor the architecture needs that no
+    file holds (transformers would initialise it randomly and only say so in a load report). `values`: also
+    every floating tensor finite (what a save checks before it renames its folder into place)."""
+    folder = Path(folder)
+    _read_config(folder)
+    files = _weight_files(folder)
+    present = set()
+    for file in files:
+        present |= set(_safetensors_header(file))
+    missing = _missing_tensors(folder, present) if files else set()  # .bin weights: left to transformers
+    if missing:
+        raise BrokenModel(f"{folder}: {len(missing)} tensor(s) the architecture needs are in none of "
+                          f"{[f.name for f in files]}, e.g. {sorted(missing)[:3]}: an incomplete save")
+    if values:
+        for file in files:
+            _check_finite_file(file)
+
+
+def _read_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BrokenModel(f"{folder}: has no config.json (not a model folder, or a save that did not finish)") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BrokenModel(f"{path}: not JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise BrokenModel(f"{path}: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    """The folder's safetensors files; with an index, every shard it names must exist."""
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, AttributeError) as err:
+            raise BrokenModel(f"{index}: not a safetensors index ({type(err).__name__}: {err})") from None
+        absent = [s for s in shards if not (folder / s).is_file()]
+        if absent:
+            raise BrokenModel(f"{index}: names shard(s) {absent} that {folder} does not hold")
+        return [folder / s for s in shards]
+    files = sorted(folder.glob("*.safetensors"))
+    if not files and not any(folder.glob("pytorch_model*.bin")):
+        raise BrokenModel(f"{folder}: no weights (*.safetensors): a save that did not finish")
+    return files  # .bin weights (old checkpoints) are left to transformers
+
+
+def _safetensors_header(file: Path) -> dict:
+    """The tensors of a safetensors file (name -> entry) once its size is checked against its header:
+    8 bytes of header length, the JSON header, then exactly the bytes the header's offsets reach."""
+    size = file.stat().st_size
+    with open(file, "rb") as handle:
+        head = handle.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if length < 2 or 8 + length > size:
+            raise BrokenModel(f"{file}: cut short ({size} bytes; the header needs {8 + max(length, 0)})")
+        try:
+            header = json.loads(handle.read(length))
+        except ValueError as err:
+            raise BrokenModel(f"{file}: header is not JSON ({err}): a damaged file") from None
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    data = max((v["data_offsets"][1] for v in tensors.values()), default=0)
+    if 8 + length + data != size:
+        raise BrokenModel(f"{file}: {size} bytes, but its header describes {8 + length + data}: "
+                          f"{'cut short' if size < 8 + length + data else 'extra bytes'} (a save that did not finish)")
+    return tensors
+
+
+def _missing_tensors(folder: Path, present: set[str]) -> set[str]:
+    """Keys of a model built from the folder's config on the meta device (no memory) that no file holds; tied weights
+    (lm_head.weight with tied embeddings) are allowed to be absent. Architectures transformers cannot
+    build from the config alone are not checked here (loading reports them)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(folder))
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+    except Exception:  # noqa: BLE001 (an architecture this check cannot build: left to from_pretrained)
+        return set()
+    tied = getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or {}
+    prefix = model.base_model_prefix + "."
+    held = present | {prefix + k for k in present} | {k.removeprefix(prefix) for k in present}
+    return {k for k in model.state_dict() if k not in held and k not in tied}
+
+
+def _check_finite_file(file: Path) -> None:
+    from safetensors import safe_open
+
+    bad, total = [], 0
+    with safe_open(str(file), framework="pt") as handle:
+        for key in handle.keys():
+            tensor = handle.get_tensor(key)
+            total += 1
+            if tensor.is_floating_point() and not _finite(tensor):
+                bad.append(key)
+    if bad:
+        raise BrokenModel(f"{file}: {len(bad)} of {total} tensors hold inf or nan, e.g. {bad[:3]}: training "
+                          "diverged (lower the learning rate, set max_grad_norm)")
+
+
+def check_finite(model, source: str = "the model") -> None:
+    """Every floating parameter of a loaded model finite (sharded ZeRO-3 and 4-bit weights are skipped)."""
+    with torch.no_grad():
+        bad = [name for name, p in getattr(model, "named_parameters", dict)()  # stand-ins have none
+               if p.is_floating_point() and p.numel() and p.device.type != "meta" and not _finite(p)]
+    if bad:
+        raise BrokenModel(f"{source}: {len(bad)} weight tensor(s) hold inf or nan, e.g. {bad[:3]}")
+
+
+def _finite(tensor) -> bool:
+    """All values finite: a sum is inf or nan whenever a value is (several times faster than isfinite over
+    every value); only a sum that overflows is checked value by value."""
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
+
+
+@contextlib.contextmanager
+def saving_into(target: str | Path):
+    """A temporary sibling folder (.<name>.partial) to save a model into; once the body returns and the
+    folder verifies (complete files, finite values) it is renamed to `target`. A model already at `target`
+    (an earlier run's) steps aside to .<name>.old first and is deleted only after the rename: an error or
+    a kill leaves hidden folders only, never a half-written or stale `target` that the next stage accepts."""
+    target = Path(target)
+    partial, old = target.with_name(f".{target.name}.partial"), target.with_name(f".{target.name}.old")
+    shutil.rmtree(partial, ignore_errors=True)  # what a killed earlier save left
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)  # also: a folder cannot be renamed over a non-empty one
+    try:
+        yield partial
+        verify_model_dir(partial, values=True)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    partial.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

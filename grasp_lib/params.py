@@ -15,10 +15,12 @@ A new key is one annotated line in its section; a new section is a class and one
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
 import functools
 import json
+import math
 import os
 import platform
 import re
@@ -28,7 +30,7 @@ import warnings
 from dataclasses import field
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
@@ -41,8 +43,11 @@ class ParamsError(ValueError):
     """A params file or override that does not fit the schema; the message names the key."""
 
 
-# Strict: YAML already gives typed values, so a string where a number belongs is a mistake, not a number
-section = _pydantic_dataclass(config=ConfigDict(strict=True))
+# Strict: YAML already gives typed values, so a string where a number belongs is a mistake, not a number;
+# inf and nan pass every range check (`gt=0` included), so they are refused as values of their own
+section = _pydantic_dataclass(config=ConfigDict(strict=True, allow_inf_nan=False))
+MAX_INT = 2**63 - 1  # torch and numpy hold integers in int64; a larger one fails deep inside them
+MAX_SEED = 2**32 - 1  # numpy's seed (transformers.set_seed) must fit 32 bits
 Size = Annotated[int, Field(ge=0)]  # a count where 0 means "none"
 Positive = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -144,9 +149,21 @@ class ConfidenceParams:
 
 
 @section
+class UnslothParams:
+    """The `unsloth` section's keys and types (models.unsloth_options reads them). Params keeps the section
+    as the dict the file wrote, checked against this class: a key left out keeps models' own default (the
+    stage's max_seq_length, for one), which a filled-in dataclass would override."""
+    load_in_4bit: bool = False  # where bitsandbytes is installed (the PEFT path reads it too: QLoRA on CUDA)
+    max_seq_length: Positive = 1024
+    use_gradient_checkpointing: Union[bool, Literal["unsloth"]] = "unsloth"  # "unsloth" = offloaded
+    fast_inference: bool = False  # vLLM generation, GRPO only
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.6
+
+
+@section
 class Params:
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "quick"  # the run folder runs/<name>
-    seed: Size = 42
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 42
     model: Annotated[str, Field(min_length=1)] = "smollm2-135m"  # smollm2-135m | tiny-random | a local path or hub id
     stages: Names = field(default_factory=lambda: ["sft", "grpo"])
     # auto: bf16 where the hardware runs it natively (CUDA with bf16; a CPU with AMX or avx512_bf16), else fp32.
@@ -158,7 +175,7 @@ class Params:
     # GPU path only (Unsloth on CUDA): load_in_4bit (where bitsandbytes is installed), max_seq_length,
     # use_gradient_checkpointing ("unsloth" = offloaded), fast_inference + gpu_memory_utilization (vLLM
     # generation, GRPO only). The transformers + PEFT path reads only load_in_4bit (bitsandbytes QLoRA on CUDA).
-    unsloth: dict = field(default_factory=dict)
+    unsloth: dict = field(default_factory=dict)  # checked against UnslothParams
     sft: dict = field(default_factory=dict)  # trl.SFTConfig fields
     grpo: dict = field(default_factory=dict)  # trl.GRPOConfig fields
     dpo: dict = field(default_factory=dict)  # trl.DPOConfig fields (stage "dpo", between sft and grpo)
@@ -185,22 +202,113 @@ KNOWN_STAGES = ("sft", "confidence", "dpo", "grpo")  # run in this order
 def load(path: str | Path, overrides: dict | None = None) -> Params:
     """Read a params YAML, apply dotted overrides, validate, return Params."""
     path = resolve(path)
-    params = _build(Params, apply_overrides(read_composed(path), overrides or {}), path)
+    chain = composed_chain(path)
+    try:
+        params = _validate(apply_overrides(_merge_chain(chain), overrides or {}), path)
+    except ParamsError as err:
+        raise _blame_bases(err, chain, path) from None
     _check_across_sections(params, path)
     return params
 
 
+def _validate(raw: dict, path: Path) -> Params:
+    """Params from merged YAML: values that no section's type holds (inf, nan, an integer past int64, in
+    any section, the TRL/PEFT dicts too) first, then the sections, then the `unsloth` dict's types."""
+    problems = _unrepresentable(raw)
+    if problems:
+        raise _error(path, problems)
+    params = _build(Params, raw, path)
+    _build(UnslothParams, params.unsloth, path, "unsloth")
+    return params
+
+
+def _unrepresentable(value: object, key: str = "") -> list[str]:
+    """'sft.learning_rate = inf: expected a finite number', one per such value at any depth."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _unrepresentable(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _unrepresentable(v, f"{key}[{i}]")]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{key} = {value!r}: expected a finite number"]
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT - 1 <= value <= MAX_INT:
+        return [f"{key} = {_short(value)}: expected an integer that fits 64 bits (at most {MAX_INT})"]
+    return []
+
+
+def _error(path: Path, problems: list[str]) -> ParamsError:
+    err = ParamsError(f"{path}: " + "; ".join(problems))
+    err.problems = problems  # _blame_bases matches them against a base file's own
+    return err
+
+
+def _blame_bases(err: ParamsError, chain: list[tuple[Path, dict]], path: Path) -> ParamsError:
+    """`err` with each problem named against the `base:` file that brought it in (the deepest base whose
+    own composition shows the same problem), not against the child file that merely inherits it."""
+    left, blamed = list(getattr(err, "problems", [])), []
+    for depth, (file, _) in enumerate(chain[:-1], start=1):
+        try:
+            _validate(_merge_chain(chain[:depth]), file)
+        except ParamsError as base_err:
+            own = [p for p in left if p in getattr(base_err, "problems", [])]
+            blamed += [f"{file}: {'; '.join(own)}"] * bool(own)
+            left = [p for p in left if p not in own]
+    if not blamed:
+        return err
+    return ParamsError("; ".join(blamed + ([f"{path}: {'; '.join(left)}"] if left else [])))
+
+
+class _Refused(Exception):
+    """What _ParamsLoader refuses, with the line (1-based) it is on."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """yaml.SafeLoader refusing what silently changes or multiplies a params file: a key twice in one
+    mapping (the last one would win) and aliases (`*name` copies its anchor's value; nested ones grew a
+    507-byte file past 1.7 GB). Refusing aliases outright, before anything is built: `base:` files are
+    the way to share values."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(event.start_mark.line + 1, f"YAML alias *{event.anchor}: anchors and aliases are "
+                           "not allowed in params files (each alias copies its anchor, nested ones grow "
+                           "exponentially); write the values out, or share them through a `base:` file")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, collections.abc.Hashable) and key in lines:
+                raise _Refused(line, f"key {key!r} appears twice in one mapping (lines {lines[key]} and {line}): "
+                                     "the second would silently replace the first; keep one")
+            if isinstance(key, collections.abc.Hashable):
+                lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict:
-    """The file's mapping; a YAML syntax error names the file and line."""
+    """The file's mapping; a YAML syntax error, a repeated key or an alias names the file and line.
+    A UTF-8 byte-order mark at the start is read as such (utf-8-sig)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            raw = yaml.safe_load(handle)
+        with open(path, encoding="utf-8-sig") as handle:
+            raw = yaml.load(handle, Loader=_ParamsLoader)
+    except _Refused as err:
+        raise ParamsError(f"{path}:{err.line}: {err}") from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = f":{mark.line + 1}" if mark else ""
         raise ParamsError(f"{path}{line}: YAML syntax error: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: YAML error: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not UTF-8 text: byte {err.object[err.start]:#04x} at byte offset "
+                          f"{err.start}") from None
     if raw is not None and not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of keys to values, got {type(raw).__name__}")
     return raw or {}
@@ -226,13 +334,13 @@ def _build(cls, values: object, path: Path, prefix: str = ""):
         try:
             kwargs[name] = _build(nested[name], value or {}, path, f"{prefix}.{name}" if prefix else name)
         except ParamsError as err:  # reported with the rest; the section's defaults stand in meanwhile
-            problems.append(str(err).removeprefix(f"{path}: "))
+            problems += getattr(err, "problems", None) or [str(err).removeprefix(f"{path}: ")]
     try:
         built = cls(**kwargs)
     except ValidationError as err:
         problems += _problems(err, prefix)
     if problems:
-        raise ParamsError(f"{path}: " + "; ".join(problems))
+        raise _error(path, problems)
     return built
 
 
@@ -299,7 +407,9 @@ def parse_override(text: str) -> tuple[str, object]:
 
 def _scalar(raw: str):
     try:
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=_ParamsLoader)
+    except _Refused as err:
+        raise ParamsError(f"override value {raw!r}: {err}") from None
     except yaml.YAMLError:  # e.g. "a: b" or "[1": the text as given
         return raw
     if isinstance(value, str):  # YAML 1.1 reads '1e-4' as a string
@@ -325,10 +435,15 @@ def apply_overrides(raw: dict, overrides: dict) -> dict:
     return merged
 
 
-def read_composed(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+def read_composed(path: Path) -> dict:
     """A params file's YAML with its `base:` file (a path relative to this file, itself maybe based on
     another) merged underneath: mappings merge key by key at every depth, anything else (a list, a value,
     null) replaces the base's. Validation comes after, on the merged result."""
+    return _merge_chain(composed_chain(path))
+
+
+def composed_chain(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dict]]:
+    """[(file, its YAML without `base:`)], the deepest base first and `path` last."""
     path = path.resolve()
     if path in chain:
         raise ParamsError(f"{chain[-1]}: key base: files form a cycle: {' -> '.join(str(p) for p in chain + (path,))}")
@@ -337,10 +452,17 @@ def read_composed(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     raw = _read_yaml(path)
     base = raw.pop("base", None)
     if base is None:
-        return raw
+        return [(path, raw)]
     if not isinstance(base, str):
         raise ParamsError(f"{path}: key base: expected a file name such as quick.yaml, got {base!r}")
-    return deep_merge(read_composed(path.parent / base, chain + (path,)), raw)
+    return composed_chain(path.parent / base, chain + (path,)) + [(path, raw)]
+
+
+def _merge_chain(chain: list[tuple[Path, dict]]) -> dict:
+    merged: dict = {}
+    for _, raw in chain:
+        merged = deep_merge(merged, raw)
+    return merged
 
 
 def deep_merge(base: dict, top: dict) -> dict:
@@ -382,6 +504,7 @@ def trainer_defaults(output_dir: Path, seed: int, precision: str = "fp32") -> di
     return {"output_dir": str(output_dir), "seed": seed, "data_seed": seed, "bf16": precision == "bf16",
             "use_cpu": not cuda, "gradient_checkpointing": False, "report_to": "none",
             "save_strategy": "no",  # params: save_strategy: steps, save_steps: N -> resumable checkpoints
+            "logging_nan_inf_filter": False,  # a nan/inf step loss is logged as such (train/callbacks stops on it)
             "logging_steps": 1, "dataloader_num_workers": 0, "disable_tqdm": False}
 
 
@@ -390,6 +513,7 @@ def preflight(params: Params, source: str | Path = "") -> None:
     the params file, and the key): trainer and LoRA sections built into their TRL/PEFT classes, rewards
     built, datasets, splits and the data root looked up, the model name resolved. Cached per process."""
     try:
+        resolve_model(params.model)  # first: it imports grasp_lib.models, which must precede TRL (Unsloth)
         for name, cls_name in TRAINER_SECTIONS.items():
             _check_trainer_section(name, cls_name, _frozen(trainer_fields(params, name)), params.seed)
         if params.lora:
@@ -399,7 +523,6 @@ def preflight(params: Params, source: str | Path = "") -> None:
         unknown_levels = sorted(set(params.prompt.levels) - set(_prompt_levels()))
         if unknown_levels:
             raise ParamsError(f"prompt.levels: unknown level(s) {unknown_levels}; valid: {list(_prompt_levels())}")
-        resolve_model(params.model)
     except ParamsError as err:
         raise ParamsError(f"{source}: {err}" if source else str(err)) from None
 
@@ -491,10 +614,37 @@ def _range_adapter(key: str) -> TypeAdapter | None:
 def _check_rewards(params: Params) -> None:
     from .rewards import build_rewards
 
+    _check_reward_settings(params.rewards)
     try:
         build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))
     except (KeyError, TypeError, ValueError) as err:
         raise ParamsError(f"rewards: {err.args[0] if err.args else err}") from None
+
+
+# rewards.<key> -> the class its keyword arguments go to (grasp_lib.rewards)
+REWARD_SETTINGS = {"entity": "EntityReward", "relation": "RelationReward", "nary": "NaryReward",
+                   "length": "LengthReward", "reasoning": "ReasoningReward", "verifiers": "VerifierReward",
+                   "binary": "BinaryReward", "uncertainty": "UncertaintyReward", "adaptive_settings": "TaskAdaptive"}
+
+
+def _check_reward_settings(rewards: RewardParams) -> None:
+    """Each reward setting against its constructor's annotation, strictly: `bool("false")` is True and a
+    string weight fails only mid-training, so both are refused here. Unknown keys: build_rewards says."""
+    import typing
+
+    from . import rewards as module
+
+    problems = []
+    for key, cls_name in REWARD_SETTINGS.items():
+        hints = typing.get_type_hints(getattr(module, cls_name).__init__)
+        for name, value in (getattr(rewards, key) or {}).items():
+            if name in hints:
+                try:
+                    TypeAdapter(hints[name], config=ConfigDict(strict=True)).validate_python(value)
+                except ValidationError as err:
+                    problems += _problems(err, f"rewards.{key}.{name}")
+    if problems:
+        raise ParamsError("; ".join(problems))
 
 
 def _check_data(data: DataParams) -> None:
@@ -530,8 +680,7 @@ def resolve_model(name: str) -> str:
         return "built-in"
     local = resolve(name)
     if local.is_dir():
-        if not (local / "config.json").is_file():
-            raise ParamsError(f"model = {name!r}: the folder {local} has no config.json")
+        _verify_model(name, local)
         return str(local)
     from huggingface_hub import constants, try_to_load_from_cache
 
@@ -540,12 +689,24 @@ def resolve_model(name: str) -> str:
     except Exception:  # not a valid hub id (HFValidationError): it can only be a missing folder
         cached = False
     if isinstance(cached, str):
+        _verify_model(name, Path(cached).parent)
         return cached
     if os.environ.get("HF_HUB_OFFLINE", "").upper() not in {"1", "ON", "YES", "TRUE"} and cached is None:
         return "hub"
     raise ParamsError(f"model = {name!r}: expected a built-in name {list(BUILTIN_MODELS)}, a local folder "
                       f"(no {local}) or a model in the Hugging Face cache ({constants.HF_HUB_CACHE}); the hub "
                       f"is offline here (HF_HUB_OFFLINE=1)")
+
+
+def _verify_model(name: str, folder: Path) -> None:
+    """A local model folder complete (config.json parses, safetensors whole, every tensor present), as
+    models.load_model checks it again later; here before any notebook, naming the file."""
+    from .models import BrokenModel, verify_model_dir
+
+    try:
+        verify_model_dir(folder)
+    except BrokenModel as err:
+        raise ParamsError(f"model = {name!r}: {err}") from None
 
 
 # ---------------------------------------------------------------- the run folder's record

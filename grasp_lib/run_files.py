@@ -8,16 +8,22 @@ runs/<name>/
   results/<stage>_log.jsonl, figures/, notebooks/         training logs, figures, executed notebooks
 
 Prediction records are joined to eval rows by (dataset, id); records written before they carried the
-dataset are joined by id alone when that is unambiguous.
+dataset are joined by id alone when that is unambiguous. Before anything is scored, each stage's records
+must name every eval row exactly once (check_records): a cut or mixed predictions file is an error, not a
+score over fewer rows. Files are written whole or not at all (a temporary file, then os.replace), and
+results/metrics.json keeps the one it replaces as results/metrics.prev.json.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections import Counter
 from pathlib import Path
 
 EVAL = "data/eval.jsonl"
 METRICS = "results/metrics.json"
+METRICS_PREV = "results/metrics.prev.json"
 PREDICTIONS = "results/predictions.jsonl"
 SAMPLES = "results/samples_*.jsonl"
 
@@ -66,11 +72,24 @@ def figures_dir(run_dir: str | Path) -> Path:
 
 
 def write_jsonl(rows: list[dict], path: str | Path) -> Path:
+    return _write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def _write_atomic(path: str | Path, text: str) -> Path:
+    """`text` into `path` through a temporary sibling and os.replace: a reader (or a kill, or a full disk)
+    sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -97,10 +116,16 @@ def read_json(path: str | Path):
 
 def write_json(obj, path: str | Path, sort_keys: bool = False) -> Path:
     """Indented JSON (sort_keys: deterministic files for the statistics under results/)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
-    return path
+    return _write_atomic(path, json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n")
+
+
+def write_metrics(metrics: dict, run_dir: str | Path) -> Path:
+    """results/metrics.json, replaced atomically; the one it replaces is kept as results/metrics.prev.json
+    (a rescore that goes wrong can be compared with, or restored from, the previous figures)."""
+    path = metrics_path(run_dir)
+    if path.exists():
+        _write_atomic(Path(run_dir) / METRICS_PREV, path.read_text(encoding="utf-8"))
+    return write_json(metrics, path)
 
 
 def row_key(row: dict) -> tuple[str, str]:
@@ -109,7 +134,9 @@ def row_key(row: dict) -> tuple[str, str]:
 
 def join(rows: list[dict], records: list[dict], where: str = "predictions") -> list[dict]:
     """The eval row of each record, in record order, by (dataset, id); a record without a dataset is
-    joined by id when exactly one row has it. A record without a row is an error naming it."""
+    joined by id when exactly one row has it. A record without a row is an error naming it; so is an eval
+    file that holds one (dataset, id) twice (each record would be joined to the last of them)."""
+    unique_rows(rows)
     by_key = {row_key(r): r for r in rows}
     by_id: dict[str, list[dict]] = {}
     for r in rows:
@@ -126,6 +153,35 @@ def join(rows: list[dict], records: list[dict], where: str = "predictions") -> l
     return joined
 
 
+def unique_rows(rows: list[dict], where: str = EVAL) -> None:
+    """Each (dataset, id) once among `rows`; a repeat is an error naming both rows (1-based)."""
+    first: dict = {}
+    for n, row in enumerate(rows, start=1):
+        key = row_key(row)
+        if key in first:
+            raise ValueError(f"{where}: rows {first[key]} and {n} have the same dataset and id {key}: records "
+                             f"of that id cannot be told apart (rerun notebook 01)")
+        first[key] = n
+
+
+def check_records(rows: list[dict], records: list[dict], where: str = PREDICTIONS) -> None:
+    """Each stage's records name every eval row exactly once (same ids, each once); otherwise an error
+    that counts what is missing and repeated, before anything is scored or written."""
+    by_stage: dict = {}
+    for rec in records:
+        by_stage.setdefault(rec.get("stage"), []).append(rec)
+    for stage, recs in by_stage.items():
+        counts = Counter(id(row) for row in join(rows, recs, where))
+        missing = [row_key(r) for r in rows if id(r) not in counts]
+        repeated = [row_key(r) for r in rows if counts.get(id(r), 0) > 1]
+        if missing or repeated:
+            raise ValueError(f"{where}: stage {stage!r} has {len(recs)} records for the {len(rows)} rows of {EVAL}: "
+                             f"{len(missing)} row(s) without a record (e.g. {missing[:3]}), {len(repeated)} with "
+                             f"more than one (e.g. {repeated[:3]}); the file was cut or mixed: rerun notebook 05")
+
+
 def load_run(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
-    """(eval rows, prediction records) of a run folder."""
-    return read_jsonl(data_path(run_dir, "eval")), read_jsonl(predictions_path(run_dir))
+    """(eval rows, prediction records) of a run folder, checked against each other (check_records)."""
+    rows, records = read_jsonl(data_path(run_dir, "eval")), read_jsonl(predictions_path(run_dir))
+    check_records(rows, records, str(predictions_path(run_dir)))
+    return rows, records

@@ -32,7 +32,8 @@ ALLOWED = {
     "errors": {"parsing", "matching", "tasks", "run_files", "examples"},  # errors -> examples: a stale edge
     "examples": {"corpora", "params", "schema", "tasks", "run_files"},  # + corpora -> rows of each family
     # params is being split into a leaf and preflight; until then preflight's edges are params' own
-    "params": {"paths", "rewards", "corpora", "tasks", "prompts"},
+    # + models (inside a function): preflight verifies a local model folder as load_model does
+    "params": {"paths", "rewards", "corpora", "tasks", "prompts", "models"},
     "models": {"params", "paths"},  # models -> params: a stale edge
     "constrained": {"tasks", "parsing", "prompts"},  # + prompts: the confidence line
     # + prompts, parsing, tasks: chat encoding and grounded answers, until the engine works on ids alone

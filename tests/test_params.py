@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 
 from grasp_lib.params import ParamsError, check_section, load, parse_override, preflight, resolve_model, write_run_info
@@ -86,6 +88,11 @@ def test_model_is_resolved_at_load_time(tmp_path, monkeypatch):
     with pytest.raises(ParamsError, match="has no config.json"):
         resolve_model(str(tmp_path / "m"))
     (tmp_path / "m" / "config.json").write_text("{}")
+    with pytest.raises(ParamsError, match=r"no weights \(\*.safetensors\)"):  # a config alone is not a model (issue 22)
+        resolve_model(str(tmp_path / "m"))
+    from grasp_lib.models import model_path
+
+    shutil.copytree(model_path("tiny-random"), tmp_path / "m", dirs_exist_ok=True)
     assert resolve_model(str(tmp_path / "m")) == str(tmp_path / "m")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ParamsError, match=r"model = 'org/not-cached': expected a built-in name .* offline"):

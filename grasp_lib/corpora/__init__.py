@@ -6,6 +6,7 @@ Each reader returns (documents, ReadReport). Files are read in place from the da
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from functools import partial
 from pathlib import Path
@@ -105,8 +106,31 @@ def load(name: str, split: str, data_dir: str | Path | None = None) -> tuple[lis
     if not docs:
         raise CorpusFormatError(f"{path}: no documents read ({report.read} annotations): the file is empty or "
                                 f"not in the format of {name} {split}")
+    unique_ids(docs, path)
+    count_invisible(docs, report)
     _check_checksums(name, split, root, relative, docs, report)
     return docs, report
+
+
+def unique_ids(docs: list[Document], path: Path) -> None:
+    """Document ids unique within a split: a repeat is an error naming both documents (by position), not
+    renamed apart: predictions are joined to gold by id, and a repeated document is a damaged file."""
+    first: dict[str, int] = {}
+    for n, doc in enumerate(docs, start=1):
+        if doc.id in first:
+            raise CorpusFormatError(f"{path}: documents {first[doc.id]} and {n} (in file order) have the same id "
+                                    f"{doc.id!r}: ids must be unique within a split")
+        first[doc.id] = n
+
+
+def count_invisible(docs: list[Document], report: ReadReport) -> None:
+    """report.extra["invisible_in_mentions"]: mentions holding a zero-width or other invisible format
+    character (Unicode category Cf: U+200B, U+200D, U+FEFF, soft hyphen...), kept as the corpus has them but
+    counted, since a model never writes them and exact matching then fails (a few ids as examples)."""
+    found = [e.id for doc in docs for e in doc.entities if any(unicodedata.category(ch) == "Cf" for ch in e.text)]
+    if found:
+        report.extra["invisible_in_mentions"] = len(found)
+        report.extra["invisible_examples"] = found[:5]
 
 
 def _check_checksums(name: str, split: str, root: Path, relative: str, docs: list, report: ReadReport) -> None:

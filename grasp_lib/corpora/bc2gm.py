@@ -27,7 +27,7 @@ def read_bc2gm(sentences: str | Path, alternatives: bool = True) -> tuple[list[B
     sentences = Path(sentences)
     report = ReadReport(source=str(sentences))
     docs: dict[str, BC2GMDocument] = {}
-    with open(sentences, encoding="utf-8") as handle:
+    with open(sentences, encoding="utf-8-sig") as handle:  # a byte-order mark is not part of an id
         for lineno, raw in enumerate(handle, start=1):
             line = raw.rstrip("\n")
             if not line.strip():
@@ -55,7 +55,7 @@ def read_bc2gm(sentences: str | Path, alternatives: bool = True) -> tuple[list[B
 
 
 def _eval_lines(path: Path, docs: dict, maps: dict, report: ReadReport, counted: bool):
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for lineno, raw in enumerate(handle, start=1):
             line = raw.rstrip("\n")
             if not line.strip():

@@ -51,7 +51,7 @@ def read_chemprot(path: str | Path) -> tuple[list[Document], ReadReport]:
     path = Path(path)
     report = ReadReport(source=str(path))
     docs = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark is read as one
         for lineno, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
@@ -88,7 +88,7 @@ def read_biobert_tsv(path: str | Path) -> tuple[list[Document], ReadReport]:
     path = Path(path)
     report = ReadReport(source=str(path))
     docs = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark is read as one
         for lineno, raw in enumerate(handle, start=1):
             line = raw.rstrip("\n")
             if not line.strip():

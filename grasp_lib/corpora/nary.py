@@ -20,7 +20,7 @@ DRUGCOMB_LABELS = ("POS", "COMB", "NEG")
 
 
 def _json_lines(path: Path):
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark is read as one
         for lineno, raw in enumerate(handle, start=1):
             if raw.strip():
                 try:
@@ -138,7 +138,7 @@ def read_biorlhf(path: str | Path) -> tuple[list[Document], ReadReport]:
     path = Path(path)
     report = ReadReport(source=str(path))
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        records = json.loads(path.read_text(encoding="utf-8-sig"))  # json refuses a byte-order mark
     except ValueError as err:
         raise CorpusFormatError(f"{path}:{getattr(err, 'lineno', 0)}: not a JSON array ({err})") from None
     if not isinstance(records, list):

@@ -6,7 +6,9 @@ Offsets index `title + " " + abstract`. A line that fits none of these raises Co
 file and line; a mention whose text differs from text[start:end], is empty or whose offsets fall outside
 the text is rejected and reported. A title line of a new PMID starts a new document even where the blank
 line before it is missing (counted in report.extra["without_blank_line"]); documents are never merged.
-A byte that is not UTF-8 raises CorpusFormatError with file, line and byte offset.
+A PMID whose title line comes twice is an error naming both lines (not two documents under one id: every
+row of a repeated id would be joined to the last one's gold). A byte that is not UTF-8 raises
+CorpusFormatError with file, line and byte offset; a UTF-8 byte-order mark at the start is read as one.
 
 Two options for NCBI-disease's known quirks (both off by default): `repair_quotes` accepts a mention
 whose text equals text[start:end] with `"` replaced by spaces (the entity keeps the document's text;
@@ -29,8 +31,8 @@ def read_pubtator(path: str | Path, repair_quotes: bool = False,
     report = ReadReport(source=str(path))
     docs: list[Document] = []
     state: dict = {}
-    options = {"repair_quotes": repair_quotes, "skip_duplicates": skip_duplicates, "seen": set()}
-    with open(path, encoding="utf-8") as handle:
+    options = {"repair_quotes": repair_quotes, "skip_duplicates": skip_duplicates, "seen": {}}
+    with open(path, encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not part of line 1's PMID
         for lineno, raw in enumerate(handle, start=1):
             line = raw.rstrip("\n")
             if not line.strip():
@@ -59,9 +61,7 @@ def _read_line(line: str, lineno: int, path: Path, state: dict, report: ReadRepo
             if state and state["id"] == pmid:
                 raise CorpusFormatError(f"{path}:{lineno}: a second title line for {pmid} inside its document")
             _start(state, pmid, content)
-            if options.get("skip_duplicates"):
-                state["duplicate"] = pmid in options["seen"]
-                options["seen"].add(pmid)
+            _note_title(pmid, lineno, path, state, options)
         elif not state or state["id"] != pmid:
             raise CorpusFormatError(f"{path}:{lineno}: abstract line for {pmid} without its title line")
         else:
@@ -84,6 +84,16 @@ def _read_line(line: str, lineno: int, path: Path, state: dict, report: ReadRepo
     else:
         raise CorpusFormatError(f"{path}:{lineno}: expected 4 (relation) or 6+ (mention) tab-separated "
                                 f"fields, got {len(fields)}: {line[:80]!r}")
+
+
+def _note_title(pmid: str, lineno: int, path: Path, state: dict, options: dict) -> None:
+    """A PMID seen before: left out with skip_duplicates (NCBI-disease's known repeat), else an error."""
+    seen = options.setdefault("seen", {})
+    if pmid in seen and not options.get("skip_duplicates"):
+        raise CorpusFormatError(f"{path}:{lineno}: document {pmid} repeated (its first title line is line "
+                                f"{seen[pmid]}): ids must be unique within a split")
+    state["duplicate"] = pmid in seen
+    seen.setdefault(pmid, lineno)
 
 
 def _start(state: dict, pmid: str, title: str) -> None:

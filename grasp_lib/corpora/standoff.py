@@ -25,6 +25,9 @@ def read_standoff(folder: str | Path) -> tuple[list[Document], ReadReport]:
         if not ann.exists():
             raise CorpusFormatError(f"{ann}: missing (every .txt needs its .ann)")
         text = txt.read_text(encoding="utf-8")
+        if text.startswith("\ufeff"):  # brat tools differ on whether the offsets count it: named, not guessed
+            raise CorpusFormatError(f"{txt}:1: starts with a UTF-8 byte-order mark (BOM); the .ann offsets may or "
+                                    "may not count it: remove it from the .txt and check the offsets")
         entities = []
         with open(ann, encoding="utf-8") as handle:
             for lineno, raw in enumerate(handle, start=1):

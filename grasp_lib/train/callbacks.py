@@ -1,7 +1,9 @@
-"""Trainer callbacks every stage gets: TensorBoard logs in the run folder and progress events for the runner."""
+"""Trainer callbacks every stage gets: TensorBoard logs in the run folder, progress events for the runner, and
+a stop at the first loss or gradient norm that is not finite."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -31,6 +33,36 @@ class TrainingProgress(TrainerCallback):
              loss=logs.get("loss"), reward=logs.get("reward"), elapsed=elapsed, left=left)
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient norm of a training step is inf or nan: the stage stops before saving."""
+
+
+class StopOnNonFinite(TrainerCallback):
+    """Raise TrainingDiverged at the first logged loss or grad_norm that is inf or nan. Without it a diverged
+    run trains on (the weights turn nan, the logged loss can read 0.0) and saves a model the next stage uses.
+    Raising inside trainer.train() means the stage never reaches its save."""
+
+    KEYS = ("loss", "grad_norm")
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        bad = {k: (logs or {})[k] for k in self.KEYS if _not_finite((logs or {}).get(k))}
+        if bad:
+            raise TrainingDiverged(
+                f"{self.stage}: training diverged at step {state.global_step}: {bad} is not finite; no model "
+                f"was saved. Lower the stage's learning_rate, set max_grad_norm (gradient clipping), or check "
+                f"the data; the log so far is in the trainer's state (log_history)")
+
+
+def _not_finite(value) -> bool:
+    try:
+        return value is not None and not math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 class RunTensorBoard(TensorBoardCallback):
     """transformers' TensorBoard writer with its folder fixed to the run's (transformers 5 has no
     `logging_dir` argument, and its TENSORBOARD_LOGGING_DIR variable would hold for every stage of a process)."""
@@ -47,6 +79,7 @@ class RunTensorBoard(TensorBoardCallback):
 
 
 def stage_callbacks(run_dir: Path, stage: str, extra: list | None = None) -> list:
-    """A stage's trainer callbacks: TensorBoard logs in runs/R/tensorboard/<stage>, the progress events,
-    then `extra` (tests pass their own)."""
-    return [RunTensorBoard(Path(run_dir) / "tensorboard" / stage), TrainingProgress(stage)] + list(extra or [])
+    """A stage's trainer callbacks: TensorBoard logs in runs/R/tensorboard/<stage>, the progress events, the
+    stop on a non-finite loss or gradient norm, then `extra` (tests pass their own)."""
+    return [RunTensorBoard(Path(run_dir) / "tensorboard" / stage), TrainingProgress(stage),
+            StopOnNonFinite(stage)] + list(extra or [])
