@@ -22,7 +22,7 @@ from grasp_lib.models import load_model  # noqa: E402  (models first: it may imp
 from grasp_lib.examples import build_examples  # noqa: E402
 from grasp_lib.params import load  # noqa: E402
 from grasp_lib.rewards import build_rewards  # noqa: E402
-from grasp_lib.params import trainer_defaults  # noqa: E402
+from grasp_lib.preflight import trainer_defaults  # noqa: E402
 from grasp_lib.train.grpo import rl_rows  # noqa: E402
 from grasp_lib.train.grpo_trainer import GraspGRPOTrainer  # noqa: E402
 

@@ -6,6 +6,7 @@ runs/<name>/
   results/metrics.json, predictions.jsonl                 notebook 05 (evaluation)
   results/samples_<stage>.jsonl                           K samples per unit (sampling_eval)
   results/<stage>_log.jsonl, figures/, notebooks/         training logs, figures, executed notebooks
+  <stage>_info.json                                       provenance: resolved params, versions, git commit
 
 Prediction records are joined to eval rows by (dataset, id); records written before they carried the
 dataset are joined by id alone when that is unambiguous. Before anything is scored, each stage's records
@@ -18,7 +19,11 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import subprocess
+import sys
 from collections import Counter
+from importlib import metadata
 from pathlib import Path
 
 EVAL = "data/eval.jsonl"
@@ -185,3 +190,41 @@ def load_run(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
     rows, records = read_jsonl(data_path(run_dir, "eval")), read_jsonl(predictions_path(run_dir))
     check_records(rows, records, str(predictions_path(run_dir)))
     return rows, records
+
+
+# ---------------------------------------------------------------- provenance
+LIBRARIES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "papermill", "unsloth",
+             "nervaluate", "rapidfuzz", "matplotlib", "seaborn", "pydantic")
+
+
+def versions() -> dict[str, str | None]:
+    found = {}
+    for lib in LIBRARIES:
+        try:
+            found[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            found[lib] = None
+    return found
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout this code runs from, `-dirty` when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent  # git finds the repository from inside it
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True)
+    except OSError:
+        return None
+    commit = out.stdout.strip() or None
+    return f"{commit}-dirty" if commit and dirty.stdout.strip() else commit
+
+
+def info_path(run_dir: str | Path, stage: str) -> Path:
+    return Path(run_dir) / f"{stage}_info.json"
+
+
+def write_run_info(params: dict, run_dir: str | Path, stage: str = "run") -> Path:
+    """<stage>_info.json: the resolved params (Params.to_dict()), library versions and git commit."""
+    info = {"params": params, "versions": versions(), "git_commit": git_commit(),
+            "python": sys.version.split()[0], "platform": platform.platform()}
+    return write_json(info, info_path(run_dir, stage))

@@ -2,7 +2,7 @@
 
 Each notebook gets the same three parameters (params_path, overrides, run_dir); its executed copy goes
 to runs/<name>/notebooks/. The first failing notebook stops the run with a non-zero exit.
-Before any kernel starts: every params value is checked (params.load and params.preflight), the run
+Before any kernel starts: every params value is checked (params.load and preflight.preflight), the run
 folder is locked (runs/<name>/run.lock: a second run on the same folder fails at once), and the sha256
 of the corpus files notebook 01 reads are written to runs/<name>/data/inputs.json.
 """
@@ -18,9 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from .params import Params, load, preflight, write_run_info
+from .params import Params, load
 from .paths import REPO_ROOT, resolve
+from .preflight import preflight
 from .progress import reporting_to
+from .run_files import write_run_info
 
 NOTEBOOKS = ["01_data", "02_prompts", "03_sft", "04_grpo", "05_evaluate", "06_figures"]
 
@@ -189,7 +191,7 @@ def run(params_path: str, overrides: dict, notebooks: list[str] | None = None,
     with run_lock(run_dir):
         from .models import resolve_precision  # transformers: after preflight has imported it anyway
 
-        machine = record_machine(write_run_info(params, run_dir, "run"), resolve_precision(params.precision))
+        machine = record_machine(write_run_info(params.to_dict(), run_dir, "run"), resolve_precision(params.precision))
         if "01_data" in notebooks:
             record_inputs(params, run_dir)
         return _run_and_report(params, params_path, overrides, run_dir, notebooks, machine)

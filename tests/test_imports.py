@@ -31,25 +31,27 @@ ALLOWED = {
     "stats": {"metrics", "parsing", "matching", "tasks", "run_files"},  # + metrics: one parsed_row
     "errors": {"parsing", "matching", "tasks", "run_files", "examples"},  # errors -> examples: a stale edge
     "examples": {"corpora", "params", "schema", "tasks", "run_files"},  # + corpora -> rows of each family
-    # params is being split into a leaf and preflight; until then preflight's edges are params' own
-    # + models (inside a function): preflight verifies a local model folder as load_model does
-    "params": {"paths", "rewards", "corpora", "tasks", "prompts", "models"},
-    "models": {"params", "paths"},  # models -> params: a stale edge
+    "params": {"paths"},  # a leaf: schema and loading (+ paths: a params file relative to the repository)
+    # + paths: the data root; tasks: data.curriculum names a task family
+    "preflight": {"params", "rewards", "corpora", "prompts", "models", "paths", "tasks"},
+    "models": {"paths"},  # + paths: the model cache
     "constrained": {"tasks", "parsing", "prompts"},  # + prompts: the confidence line
     # + prompts, parsing, tasks: chat encoding and grounded answers, until the engine works on ids alone
     "infer": {"models", "constrained", "progress", "prompts", "parsing", "tasks"},
     "train.packing": set(),  # torch only (test_packing_imports_torch_only)
     # + stats: the confidence stage's targets; examples: the SFT curriculum; tasks: the gold target;
-    # parsing: the confidence line replaced in an answer; paths: the run folder
+    # parsing: the confidence line replaced in an answer; paths: the run folder; preflight: the stages build
+    # their configs with the trainer_defaults and checks preflight builds them with (preflight may not
+    # import train, and one home keeps what passes preflight what trains)
     "train": {"models", "rewards", "prompts", "params", "infer", "train.packing", "run_files", "progress", "stats",
-              "examples", "tasks", "paths", "parsing"},
+              "examples", "tasks", "paths", "parsing", "preflight"},
     "figures": {"stats", "run_files", "paths"},  # reads runs/ files only (+ stats computes from them)
     "evaluation": {"infer", "models", "metrics", "prompts", "run_files", "params"},  # + params: the settings
     "sampling_eval": {"evaluation", "infer", "models", "params", "prompts", "run_files"},  # + part of evaluation
     # + metrics: the F1 table at the end of a run; evaluation: rescoring; corpora: checksums; progress: the
     # kernels' events; figures: the figures command; models: the run's resolved precision (recorded beside the
     # machine's fp32 and bf16 figures)
-    "runner": {"params", "paths", "run_files", "metrics", "corpora", "progress", "models"},
+    "runner": {"params", "preflight", "paths", "run_files", "metrics", "corpora", "progress", "models"},
     "__main__": {"params", "paths", "run_files", "runner", "evaluation", "metrics", "figures", "corpora"},
 }
 SUBROOMS = {"train.packing"}  # a module that is a room of its own inside a package

@@ -1,9 +1,12 @@
+import dataclasses
 import shutil
 
 import pytest
 
-from grasp_lib.params import ParamsError, check_section, load, parse_override, preflight, resolve_model, write_run_info
+from grasp_lib.params import ParamsError, RewardParams, load, parse_override
 from grasp_lib.paths import REPO_ROOT
+from grasp_lib.preflight import check_section, preflight, resolve_model
+from grasp_lib.run_files import write_run_info
 
 
 def test_quick_params_load():
@@ -43,7 +46,7 @@ def test_trainer_sections_are_checked_against_trl():
 def test_run_info_has_params_versions_and_commit(tmp_path):
     import json
 
-    path = write_run_info(load("params/quick.yaml"), tmp_path, "test")
+    path = write_run_info(load("params/quick.yaml").to_dict(), tmp_path, "test")
     info = json.loads(path.read_text())
     assert info["params"]["name"] == "quick" and info["versions"]["torch"].startswith("2.13")
     assert "git_commit" in info
@@ -116,3 +119,26 @@ def test_data_dir_relative_to_the_repository_and_must_exist(tmp_path):
 def test_one_stage_override_is_a_list():
     assert load("params/smoke.yaml", dict([parse_override("stages=grpo")])).stages == ["grpo"]
     assert load("params/smoke.yaml", dict([parse_override("stages=sft,dpo,grpo")])).stages == ["sft", "dpo", "grpo"]
+
+
+def test_the_reward_settings_are_the_reward_registry_s():
+    """rewards.<key> in params is exactly what the rewards' builders read (rewards.SETTINGS), plus the
+    settings that are not one reward's: a setting the schema accepts is read, and one the rewards read is
+    accepted."""
+    from grasp_lib import rewards
+
+    not_one_rewards = {"funcs", "symmetric_relations", "adaptive", *rewards.SHARED}
+    assert {f.name for f in dataclasses.fields(RewardParams)} - not_one_rewards == set(rewards.SETTINGS)
+
+
+def test_grounding_alignment_is_a_setting_and_its_value_is_checked():
+    overrides = {"rewards.funcs": ["format", "grounding"], "grpo.reward_weights": [1.0, 1.0]}
+    params = load("params/smoke.yaml", overrides | {"rewards.grounding.alignment": "normalised"})
+    preflight(params)
+    from grasp_lib.rewards import build_rewards
+
+    assert build_rewards(params.rewards.funcs, dataclasses.asdict(params.rewards))[1].alignment == "normalised"
+    with pytest.raises(ParamsError, match=r"rewards: rewards.grounding.alignment: expected one of"):
+        preflight(load("params/smoke.yaml", overrides | {"rewards.grounding.alignment": "fuzzy"}))
+    with pytest.raises(ParamsError, match=r"rewards.grounding.alignment = 1: expected a valid string"):
+        preflight(load("params/smoke.yaml", overrides | {"rewards.grounding.alignment": 1}))

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from grasp_lib.params import ParamsError, deep_merge, load, write_run_info
+from grasp_lib.params import ParamsError, deep_merge, load
+from grasp_lib.run_files import write_run_info
 
 
 def test_mappings_merge_at_every_depth_and_everything_else_replaces():
@@ -26,7 +27,7 @@ def test_a_file_based_on_another_gets_its_values_then_overrides_apply(tmp_path):
     params = load(tmp_path / "grandchild.yaml", {"sft.max_steps": 7})
     assert params.name == "child" and params.sft == {"learning_rate": 1e-3, "max_steps": 7}
     assert (params.data.sft_size, params.data.eval_size) == (16, 4)
-    info = json.loads(write_run_info(params, tmp_path / "run", "test").read_text())
+    info = json.loads(write_run_info(params.to_dict(), tmp_path / "run", "test").read_text())
     assert info["params"]["sft"] == {"learning_rate": 1e-3, "max_steps": 7}  # the resolved params, as run
 
 

@@ -10,7 +10,7 @@ import torch
 from grasp_lib import infer, models
 from grasp_lib import params as P
 from grasp_lib.train import prefix, sft
-from grasp_lib.params import trainer_defaults
+from grasp_lib.preflight import trainer_defaults
 
 TEXTS = ["Aspirin caused bleeding.", "Long-term use of lithium may lead to renal failure in some patients.",
          "No adverse effect.", "Cisplatin nephrotoxicity was dose dependent in this cohort of children."]

@@ -13,7 +13,7 @@ from grasp_lib import examples
 from grasp_lib import params as P
 from grasp_lib.models import load_model
 from grasp_lib.train import packing, prefix, sft
-from grasp_lib.params import trainer_defaults
+from grasp_lib.preflight import trainer_defaults
 
 RTOL = 1e-5
 SYSTEMS = ["You extract chemicals and diseases from PubMed text. Answer in JSON.",

@@ -26,6 +26,7 @@ metric and every reward, not a reward setting.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 from .adaptive import TaskAdaptive
@@ -40,30 +41,31 @@ from .verifiers import (ConsistencyReward, PathwayReward, UncertaintyReward, Ver
                         factual_reward)
 
 
-def _shared(settings: dict, name: str, *keys: str) -> dict:
-    """A reward's own settings, plus the shared ones it needs (polarity)."""
-    own = dict(settings.get(name) or {})
-    for key in keys:
-        if key not in own and settings.get(key) is not None:
-            own[key] = settings[key]
-    return own
+# The settings the rewards read: params' `rewards.<key>` -> the class its keyword arguments go to. REWARDS
+# is built from this table, and params' RewardParams names the same keys (a test holds them together), so
+# a setting the schema accepts is one a reward reads, and the reverse.
+SETTINGS = {"entity": EntityReward, "relation": RelationReward, "nary": NaryReward, "grounding": GroundingReward,
+            "length": LengthReward, "reasoning": ReasoningReward, "pathway": PathwayReward,
+            "consistency": ConsistencyReward, "uncertainty": UncertaintyReward, "verifiers": VerifierReward,
+            "binary": BinaryReward, "adaptive_settings": TaskAdaptive}
+SHARED = ("polarity",)  # settings of several rewards: given to each whose constructor takes them
 
 
-REWARDS = {
-    "format": lambda settings: format_reward,
-    "entity": lambda settings: EntityReward(**(settings.get("entity") or {})),
-    "relation": lambda settings: RelationReward(**(settings.get("relation") or {})),
-    "nary": lambda settings: NaryReward(**(settings.get("nary") or {})),
-    "grounding": lambda settings: GroundingReward(**(settings.get("grounding") or {})),
-    "length": lambda settings: LengthReward(**(settings.get("length") or {})),
-    "reasoning": lambda settings: ReasoningReward(**(settings.get("reasoning") or {})),
-    "factual": lambda settings: factual_reward,
-    "pathway": lambda settings: PathwayReward(**_shared(settings, "pathway", "polarity")),
-    "consistency": lambda settings: ConsistencyReward(**_shared(settings, "consistency", "polarity")),
-    "uncertainty": lambda settings: UncertaintyReward(**_shared(settings, "uncertainty", "polarity")),
-    "verifiers": lambda settings: VerifierReward(**_shared(settings, "verifiers", "polarity")),
-    "binary": lambda settings: BinaryReward(**(settings.get("binary") or {})),
-}
+def _builder(name: str):
+    """settings -> SETTINGS[name] built from `settings[name]`, plus the SHARED settings it takes."""
+    cls = SETTINGS[name]
+    takes = [key for key in SHARED if key in inspect.signature(cls).parameters]
+
+    def build(settings: dict):
+        own = dict(settings.get(name) or {})
+        own.update({key: settings[key] for key in takes if key not in own and settings.get(key) is not None})
+        return cls(**own)
+
+    return build
+
+
+REWARDS = {"format": lambda settings: format_reward, "factual": lambda settings: factual_reward,
+           **{name: _builder(name) for name in SETTINGS if name != "adaptive_settings"}}  # that one wraps the others
 
 
 def build_rewards(names: list[str], settings: dict | None = None) -> list:

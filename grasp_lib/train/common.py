@@ -1,4 +1,5 @@
-"""Pieces the stage drivers share: CPU-safe trainer defaults, conversational rows, saving logs."""
+"""Pieces the stage drivers share: the start model, checkpoints, conversational rows, saving logs (their
+trainer defaults: preflight.trainer_defaults, which preflight checks the sections with)."""
 
 from __future__ import annotations
 

@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 from ..models import generation_engine, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
-from ..run_files import read_jsonl, write_jsonl
-from ..params import Params, check_section, trainer_defaults, write_run_info
+from ..run_files import read_jsonl, write_jsonl, write_run_info
+from ..params import Params
+from ..preflight import check_section, trainer_defaults
 from ..parsing import without_confidence
 from ..paths import resolve
 from ..prompts import CONFIDENCE_LINE, prompt_messages, shots_for
@@ -75,7 +76,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
 
     run_dir = resolve(run_dir)
     check_section(params.confidence_sft, SFTConfig, "confidence_sft")
-    write_run_info(params, run_dir, "confidence")
+    write_run_info(params.to_dict(), run_dir, "confidence")
     # the trainer config first: under DeepSpeed ZeRO-3 it makes the model load sharded
     defaults = trainer_defaults(run_dir / "checkpoints" / "confidence", params.seed, resolve_precision(params.precision))
     config = SFTConfig(**(defaults | params.confidence_sft))

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from ..models import generation_engine, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
-from ..run_files import read_jsonl, write_jsonl
-from ..params import Params, check_section, trainer_defaults, write_run_info
+from ..run_files import read_jsonl, write_jsonl, write_run_info
+from ..params import Params
+from ..preflight import check_section, trainer_defaults
 from ..paths import resolve
 from ..prompts import prompt_messages, shots_for
 from ..rewards import build_rewards, composite_rewards
@@ -80,7 +81,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
 
     run_dir = resolve(run_dir)
     check_section(params.dpo, DPOConfig, "dpo")
-    write_run_info(params, run_dir, "dpo")
+    write_run_info(params.to_dict(), run_dir, "dpo")
     # the trainer config first: under DeepSpeed ZeRO-3 it makes the model load sharded
     precision = resolve_precision(params.precision)
     config = DPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "dpo", params.seed, precision) | params.dpo))

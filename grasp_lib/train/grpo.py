@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from ..models import backend, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
-from ..run_files import read_jsonl
-from ..params import Params, ParamsError, check_section, trainer_defaults, trainer_fields, write_run_info
+from ..run_files import read_jsonl, write_run_info
+from ..params import Params, ParamsError
+from ..preflight import check_section, trainer_defaults, trainer_fields
 from ..paths import resolve
 from ..prompts import prompt_messages, shots_for
 from ..rewards import build_rewards
@@ -48,7 +49,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     grpo_fields = trainer_fields(params, "grpo")  # without grasp's own switches, checked there
     check_section(grpo_fields, GRPOConfig, "grpo")
     constrained = params.grpo.get("constrained_rollouts", False)
-    write_run_info(params, run_dir, "grpo")
+    write_run_info(params.to_dict(), run_dir, "grpo")
 
     # Data
     rows = read_jsonl(run_dir / "data" / "rl.jsonl")

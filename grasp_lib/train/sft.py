@@ -12,8 +12,9 @@ from pathlib import Path
 
 from ..models import load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
 from ..examples import curriculum_stages
-from ..run_files import read_jsonl
-from ..params import Params, check_section, trainer_defaults, write_run_info
+from ..run_files import read_jsonl, write_run_info
+from ..params import Params
+from ..preflight import check_section, trainer_defaults
 from ..paths import resolve
 from ..prompts import shots_for
 from .callbacks import stage_callbacks
@@ -32,7 +33,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     check_section(params.sft, SFTConfig, "sft")
     if params.lora:
         check_section(params.lora, LoraConfig, "lora")
-    write_run_info(params, run_dir, "sft")
+    write_run_info(params.to_dict(), run_dir, "sft")
 
     # Data: one stage, or the Taiyi curriculum's stage A (data.curriculum's family) then stage B (all)
     rows = read_jsonl(run_dir / "data" / "sft.jsonl")
