@@ -1,4 +1,4 @@
-"""Nothing silent (issue 22): numbers that are not finite, cut files, repeated ids, broken models and
+"""Nothing silent: numbers that are not finite, cut files, repeated ids, broken models and
 half-written saves each end as a clear error (file, line or key) or a counted outcome, never as a number or
 a model that is quietly wrong.
 

@@ -91,7 +91,7 @@ def test_model_is_resolved_at_load_time(tmp_path, monkeypatch):
     with pytest.raises(ParamsError, match="has no config.json"):
         resolve_model(str(tmp_path / "m"))
     (tmp_path / "m" / "config.json").write_text("{}")
-    with pytest.raises(ParamsError, match=r"no weights \(\*.safetensors\)"):  # a config alone is not a model (issue 22)
+    with pytest.raises(ParamsError, match=r"no weights \(\*.safetensors\)"):  # a config alone is not a model
         resolve_model(str(tmp_path / "m"))
     from grasp_lib.models import model_path
 
