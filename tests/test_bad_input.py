@@ -9,10 +9,8 @@ the metrics.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import signal
 import warnings
 from pathlib import Path
 
@@ -188,22 +186,6 @@ def test_an_empty_eval_split_stops_before_evaluation():
 
 
 # ------------------------------------------------------------------ model outputs
-@contextlib.contextmanager
-def hang_guard(seconds: int):
-    """Fail instead of hanging: a guard against super-linear parsing, not a speed goal (bench/rewards.py
-    measures the speed); each case takes milliseconds now, and took minutes before."""
-    def expired(*_):
-        raise AssertionError(f"still parsing after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 LABELS = ("Chemical", "Disease")
 
 
@@ -219,7 +201,7 @@ LABELS = ("Chemical", "Disease")
     ("```" + " " * 100_000 + "x", "unparsable", []),
     ("confiden" * 12_500, "unparsable", []),
 ])
-def test_hostile_completions_are_outcomes(completion, status, mentions):
+def test_hostile_completions_are_outcomes(completion, status, mentions, hang_guard):
     from grasp_lib.metrics import score_predictions
     from grasp_lib.parsing import parse
     from grasp_lib.rewards import REWARDS, build_rewards

@@ -9,12 +9,10 @@ command line with the notebooks replaced by a stub that fails the test if reache
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import re
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
@@ -40,21 +38,6 @@ def _stub_notebooks(*args, **kwargs):
 @pytest.fixture
 def no_notebooks(monkeypatch):
     monkeypatch.setattr(runner, "run_notebooks", _stub_notebooks)
-
-
-@contextlib.contextmanager
-def hang_guard(seconds: int):
-    """Fail instead of hanging (the alias case grew past 1.7 GB in 20 s before)."""
-    def expired(*_):
-        raise AssertionError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def run_error(args: list[str], capsys) -> str:
@@ -148,7 +131,7 @@ N_LINES = len(Path(SMOKE).read_text().splitlines())
      "YAML alias *l0: anchors and aliases are not allowed in params files"),
     (lambda t: b"\xef\xbb\xbf" + t.replace("name: smoke", "name: smoke\nsft: {}").encode(), "key 'sft' appears twice"),
 ])
-def test_a_damaged_params_file_is_an_error_naming_its_line(tmp_path, damage, named, no_notebooks, capsys):
+def test_a_damaged_params_file_is_an_error_naming_its_line(tmp_path, damage, named, no_notebooks, capsys, hang_guard):
     target = _smoke_copy(tmp_path, damage)
     with hang_guard(30):
         err = run_error(["run", str(target)], capsys)
