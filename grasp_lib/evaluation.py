@@ -130,10 +130,6 @@ def rescore_run(run_dir: Path) -> dict:
         kept = {k: v for k, v in old.get(stage, {}).items() if k in ("generation_seconds", "generation")}
         all_metrics[stage] = metrics | kept
         all_records += [{"stage": stage} | r for r in records]
-    if old and not any(isinstance(m, dict) and "scoring" in m for m in old.values()):  # only once scored
-        before = old_path.with_name("metrics_before_v2.json")
-        if not before.exists():
-            shutil.copyfile(old_path, before)
     write_results(run_dir, all_metrics, all_records)
     return all_metrics
 
