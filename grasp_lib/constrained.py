@@ -39,7 +39,7 @@ from types import SimpleNamespace
 import torch
 
 from .prompts import CONFIDENCE_LINE
-from .tasks import TaskSpec, family_of
+from .tasks import TaskSpec, family_of, get_task
 
 THINK_OPEN, THINK_CLOSE = b"<think>", b"</think>"
 CONFIDENCE_HEAD = ("\n" + CONFIDENCE_LINE.split("{", 1)[0]).encode()  # b"\nConfidence: "
@@ -450,6 +450,11 @@ def answer_schema(spec: TaskSpec, text: str, levels=()) -> Answer:
     return Answer(body, think="reasoning" in levels, confidence="confidence" in levels)
 
 
+def grounded_answers(rows: list[dict], levels) -> list[Answer]:
+    """The answer schema of each data row (its task and input text) for grounded decoding."""
+    return [answer_schema(get_task(r["dataset"]), r["text"], levels) for r in rows]
+
+
 # ---------------------------------------------------------------- token masks (llguidance)
 
 
@@ -580,3 +585,56 @@ class Grounding:
             if not row.matcher.consume_token(t):
                 raise RuntimeError(f"token {t} outside the answer grammar: {row.matcher.get_error()}")
             row.prefix += self.token_bytes[t]
+
+
+class GroundedBatch:
+    """Grounded decoding of one batch: a row per (prompt, sample), asked once per step, by the fast engine's
+    decode loop (`pick`) and by model.generate's logits processor (`feed`, then `restrict`). Rows that emitted
+    an end-of-turn token are done; both callers pass logits for the rows still decoding (`live`), in order."""
+
+    def __init__(self, grounding: Grounding, answers: list[Answer], *, max_new_tokens: int):
+        self.grounding, self.max_new_tokens = grounding, max_new_tokens
+        self.rows = [grounding.start(a) for a in answers]
+
+    def live(self) -> list[int]:
+        return [k for k, row in enumerate(self.rows) if not row.done]
+
+    def _masked(self, rows: list[Row], logits: torch.Tensor, remaining: int) -> torch.Tensor:
+        allowed = self.grounding.masks(rows, remaining, logits.shape[-1]).to(logits.device)
+        return logits.float().masked_fill(~allowed, float("-inf"))
+
+    def pick(self, logits: torch.Tensor, *, step: int, pick) -> torch.Tensor:
+        """Next tokens of the live rows: the schema's mask, `pick` (the sampling rule, one row or many), then
+        the token budget; the chosen tokens are fed back at once."""
+        rows, remaining = [self.rows[k] for k in self.live()], self.max_new_tokens - step
+        masked = self._masked(rows, logits, remaining)
+        chosen = pick(masked)
+        self.grounding.settle(rows, masked, chosen, remaining, pick)
+        self.grounding.advance(rows, chosen.tolist())
+        return chosen
+
+    def feed(self, tokens: list[int]) -> None:
+        """The tokens model.generate chose at the last step, one per row (done rows ignore theirs)."""
+        self.grounding.advance(self.rows, tokens)
+
+    def restrict(self, scores: torch.Tensor, *, step: int, sample: bool) -> torch.Tensor:
+        """`scores` (every row) with the live rows' disallowed tokens at -inf. Greedy: the engine's choice as
+        the only finite score. Sampling: near the token limit every allowed token is checked against the budget
+        up front (slow, but model.generate picks after this)."""
+        live = self.live()
+        if not live:
+            return scores
+        rows, remaining = [self.rows[k] for k in live], self.max_new_tokens - step
+        masked = self._masked(rows, scores[live], remaining)
+        if sample:
+            for k, row in enumerate(rows):
+                for t in masked[k].isfinite().nonzero().squeeze(1).tolist():
+                    if not self.grounding.fits(row, t, remaining):
+                        masked[k, t] = float("-inf")
+        else:
+            chosen = masked.argmax(-1)
+            self.grounding.settle(rows, masked, chosen, remaining, lambda one: one.argmax(-1))
+            masked = torch.full_like(masked, float("-inf")).scatter_(1, chosen[:, None], 0.0)
+        scores = scores.clone()
+        scores[live] = masked
+        return scores

@@ -12,11 +12,13 @@ Two engines behind one call, `generate` (or `generate_result` for the details):
   the MLP down projections; the LM head stays fp32; the prompt is prefilled in fp32).
   In fp32 and greedy it reproduces `model.generate` token for token: same inputs, same positions, same
   mask; the prefix only moves the padding between the shared prefix and the rest of the prompt, where
-  the attention mask hides it.
+  the attention mask hides it. The engine works on token ids (`Engine.run`: ids and a `GenerationStats`);
+  the chat layer above it (`generate_conversations`) encodes conversations, groups them by system message
+  and builds the `GenerationResult`.
 
 Both engines can decode grounded (`answers=`, see `grasp_lib.constrained`): each answer follows its task
-family's JSON schema and every mention is a verbatim span of the input; the fast engine masks the logits
-inside its decode loop, the plain one through a logits processor with the same masks.
+family's JSON schema and every mention is a verbatim span of the input; one `constrained.GroundedBatch` per
+batch masks the logits, asked by the fast engine's decode loop and by the plain one's logits processor.
 
 Prompts longer than `max_prompt_tokens` are cut in the middle (the head, which holds the task prompt, and
 the chat template's closing tokens are kept); every cut is counted in the `GenerationResult` and logged.
@@ -28,12 +30,14 @@ import copy
 import logging
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from transformers import LogitsProcessor
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
+from .constrained import GroundedBatch, Grounding, grounded_answers  # noqa: F401  (grounded_answers: API)
 from .models import cast_for_generation
 from .progress import bar as reported_bar  # tqdm, plus events for the runner's terminal
 
@@ -284,51 +288,158 @@ class _Batch:
     cache: KVCache
 
 
+@dataclass
+class GenerationStats:
+    """What one generation call did, summed over its prompts (the prefix: the longest one shared)."""
+
+    prompt_tokens: int = 0
+    prefix_tokens: int = 0  # shared prefix computed once (fast engine)
+    new_tokens: int = 0  # generated, summed over all completions, end-of-turn tokens included
+    unfinished: int = 0  # completions that hit max_new_tokens without an end-of-turn token
+    seconds: float = 0.0
+
+    def __add__(self, other: GenerationStats) -> GenerationStats:
+        return GenerationStats(prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+                               prefix_tokens=max(self.prefix_tokens, other.prefix_tokens),
+                               new_tokens=self.new_tokens + other.new_tokens,
+                               unfinished=self.unfinished + other.unfinished, seconds=self.seconds + other.seconds)
+
+
+@dataclass
+class Generation:
+    """Token ids per prompt (`num_samples` lists each) and the call's statistics."""
+
+    ids: list[list[list[int]]]
+    stats: GenerationStats
+
+
+def count_unfinished(ids: list[list[list[int]]], stop_ids: list[int]) -> int:
+    return sum(1 for samples in ids for t in samples if not t or t[-1] not in stop_ids)
+
+
+def generation_weights(model, *, precision: str, int8: bool) -> tuple:
+    """(prefill weights, decode weights): the model cast once for `precision`; with int8 the decoder is a
+    quantized copy, but the prompt's keys and values still come from the fp32 model, because the prompt holds
+    the attention-sink tokens whose huge activations break per-tensor int8 (bench/int8.py)."""
+    if int8 and precision != "fp32":
+        raise ValueError("int8 decodes after an fp32 prefill: use precision='fp32' with int8=True")
+    model = cast_for_generation(model, precision)
+    return model, (quantize_int8(model) if int8 else model)
+
+
 class Engine:
-    """Greedy or sampled decoding with a shared-prefix KV cache and per-sequence stopping.
+    """Greedy or sampled decoding on token ids with a shared-prefix KV cache and per-sequence stopping.
 
     `model` is used as is (its current weights: GRPO calls this with the policy of the current step);
     `precision="bf16"` decodes on a bf16 copy cast once here (the model itself when it already is bf16), with a
     bf16 key/value cache; the logits are compared in fp32 (`Sampling.pick`, grounded masks). `int8=True` works
     on a quantized copy made once here. Every tensor and the sampling generator live on the model's device.
-    Use `generate_ids` for token ids and `generate` for chat conversations.
+    `run` and `generate_ids` take token ids; `generate` is the chat layer (`generate_conversations`).
     """
 
     def __init__(self, model, tokenizer, *, int8: bool = False, batch_size: int = 32, prefix_cache: bool = True,
                  stop_ids: list[int] | None = None, set_eval: bool = True, prefill_chunk: int = 8,
                  precision: str = "fp32"):
-        if int8 and precision != "fp32":
-            raise ValueError("int8 decodes after an fp32 prefill: use precision='fp32' with int8=True")
-        self.tokenizer = tokenizer
+        self.model, self.decoder = generation_weights(model, precision=precision, int8=int8)
+        self.tokenizer = tokenizer  # pad id, stop ids and grounded masks; prompts arrive as ids
+        self.int8, self.precision = int8, precision
         self.set_eval = set_eval  # False: decode in the model's current mode (GRPO keeps TRL's behaviour)
         self.prefill_chunk = prefill_chunk  # prompts prefilled together (length-sorted: little padding)
-        self.int8, self.precision = int8, precision
-        model = cast_for_generation(model, precision)
-        self.model = model  # prefill (the prompt) always runs on these weights
-        # int8: decoding runs on a quantized copy; the prompt's keys and values come from the fp32 model, because
-        # the prompt holds the attention-sink tokens whose huge activations break per-tensor int8 (bench/int8.py)
-        self.decoder = quantize_int8(model) if int8 else model
         self.device = model_device(self.model)
         self.batch_size = batch_size
         self.prefix_cache = prefix_cache
-        self.stop_ids = stop_ids if stop_ids is not None else stop_token_ids(model, tokenizer)
+        self.stop_ids = stop_ids if stop_ids is not None else stop_token_ids(self.model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (self.stop_ids[0] if self.stop_ids else 0)
         self._grounding = None
 
-    def grounding(self):
+    def grounding(self) -> Grounding:
         """The grounded-decoding masks for this tokenizer (built on first use: about a second)."""
         if self._grounding is None:
-            from .constrained import Grounding
-
             self._grounding = Grounding(self.tokenizer, self.stop_ids)
         return self._grounding
 
-    # -- forward with a cache
+    def generate_ids(self, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling | None = None, *,
+                     num_samples: int = 1, seed: int | None = 0, progress: bool = False,
+                     answers: list | None = None) -> list[list[list[int]]]:
+        """New token ids per prompt (see `run`, which also returns the statistics)."""
+        return self.run(prompts, max_new_tokens=max_new_tokens, sampling=sampling, num_samples=num_samples,
+                        seed=seed, progress=progress, answers=answers).ids
+
+    @torch.inference_mode()
+    def run(self, prompts: list[list[int]], *, max_new_tokens: int, sampling: Sampling | None = None,
+            num_samples: int = 1, seed: int | None = 0, progress: bool = False,
+            answers: list | None = None) -> Generation:
+        """New token ids per prompt: `num_samples` lists each, ending with the stop token when one was emitted.
+
+        Identical prompts in a batch (K samples, or GRPO's repeated prompts) are prefilled once.
+        `seed=None` samples from torch's global generator (the trainer's seeded state).
+        `answers`: per prompt a `constrained.Answer` (grounded decoding) or None (free).
+        """
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("empty prompt: a prompt needs at least one token")
+        started = time.time()
+        outputs: list[list[list[int]]] = [[[] for _ in range(num_samples)] for _ in prompts]
+        stats = GenerationStats(prompt_tokens=sum(len(p) for p in prompts))
+        if not prompts or max_new_tokens <= 0:
+            return Generation(outputs, stats)
+        generator = make_generator(seed, self.device)
+        with self._decoding_mode():
+            stats.prefix_tokens, prefix_kv = self._shared_prefix(prompts)
+            suffixes = [p[stats.prefix_tokens:] for p in prompts]
+            for batch in reported_bar(self._batches(suffixes, num_samples), "generate", disable=not progress):
+                state = self._prefill([suffixes[i] for i, _ in batch], n_prefix=stats.prefix_tokens,
+                                      prefix_kv=prefix_kv, max_new_tokens=max_new_tokens)
+                grounded = None if answers is None else GroundedBatch(
+                    self.grounding(), [answers[i] for i, _ in batch], max_new_tokens=max_new_tokens)
+                tokens = self._decode_loop(state, max_new_tokens=max_new_tokens, sampling=sampling or Sampling(),
+                                           generator=generator, grounded=grounded)
+                for (i, k), t in zip(batch, tokens):
+                    outputs[i][k] = t
+        stats.new_tokens = sum(len(t) for samples in outputs for t in samples)
+        stats.unfinished = count_unfinished(outputs, self.stop_ids)
+        stats.seconds = time.time() - started
+        return Generation(outputs, stats)
+
+    def generate(self, conversations: list[list[dict]], max_new_tokens: int = 96, sampling: Sampling | None = None,
+                 num_samples: int = 1, seed: int = 0, progress: bool = False,
+                 max_prompt_tokens: int | None = None, answers: list | None = None) -> GenerationResult:
+        """Chat conversations in, completions out (see `generate_conversations`)."""
+        return generate_conversations(self, conversations, max_new_tokens=max_new_tokens, sampling=sampling,
+                                      num_samples=num_samples, seed=seed, progress=progress,
+                                      max_prompt_tokens=max_prompt_tokens, answers=answers)
+
+    @contextmanager
+    def _decoding_mode(self):
+        was_training = self.model.training
+        if self.set_eval:
+            self.model.eval()
+        try:
+            yield
+        finally:
+            if was_training and self.set_eval:
+                self.model.train()
+
+    def _batches(self, suffixes: list[list[int]], num_samples: int) -> list[list[tuple[int, int]]]:
+        """Length-sorted batches of (prompt, sample) rows; rows of one prompt stay adjacent."""
+        rows = sorted(((i, k) for i in range(len(suffixes)) for k in range(num_samples)),
+                      key=lambda r: (-len(suffixes[r[0]]), r[0], r[1]))
+        return [rows[j:j + self.batch_size] for j in range(0, len(rows), self.batch_size)]
+
+    # -- the shared prefix, prefill and decoding
+
     def _forward(self, input_ids, attention_mask, position_ids, cache, model=None):
         out = model_forward(model or self.model, input_ids=input_ids, attention_mask=attention_mask,
                             position_ids=position_ids, cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :]
+
+    def _shared_prefix(self, prompts: list[list[int]]) -> tuple[int, list | None]:
+        """The prefix every prompt shares (its length, its keys and values), computed once; every prompt
+        keeps at least one token of its own."""
+        if not self.prefix_cache:
+            return 0, None
+        n = min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1)
+        return (n, self._prefix_kv(prompts[0][:n])) if n > 0 else (0, None)
 
     def _prefix_kv(self, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         if not prefix:
@@ -343,57 +454,7 @@ class Engine:
                                "(a patched forward?): use engine='plain'")
         return [(layer.keys, layer.values) for layer in cache.layers]
 
-    @torch.inference_mode()
-    def generate_ids(self, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling | None = None,
-                     num_samples: int = 1, seed: int | None = 0, progress: bool = False,
-                     stats: dict | None = None, answers: list | None = None) -> list[list[list[int]]]:
-        """New token ids per prompt: `num_samples` lists each, ending with the stop token when one was emitted.
-
-        Identical prompts in a batch (K samples, or GRPO's repeated prompts) are prefilled once.
-        `seed=None` samples from torch's global generator (the trainer's seeded state).
-        `answers`: per prompt a `constrained.Answer` (grounded decoding) or None (free).
-        """
-        sampling = sampling or Sampling()
-        if any(len(p) == 0 for p in prompts):
-            raise ValueError("empty prompt: a prompt needs at least one token")
-        outputs: list[list[list[int]]] = [[[] for _ in range(num_samples)] for _ in prompts]
-        if stats is not None:
-            stats.setdefault("prefix_tokens", 0)
-            stats.setdefault("unfinished", 0)
-        if not prompts or max_new_tokens <= 0:
-            return outputs
-        was_training = self.model.training
-        if self.set_eval:
-            self.model.eval()
-        generator = make_generator(seed, self.device)
-        # The shared prefix, computed once; every prompt keeps at least one token of its own.
-        n_prefix = 0
-        if self.prefix_cache:
-            n_prefix = min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1)
-        prefix_kv = self._prefix_kv(prompts[0][:n_prefix]) if n_prefix > 0 else None
-        suffixes = [p[n_prefix:] for p in prompts]
-        # Length-sorted batches of (prompt, sample) rows; rows of one prompt stay adjacent.
-        rows = sorted(((i, k) for i in range(len(prompts)) for k in range(num_samples)),
-                      key=lambda r: (-len(suffixes[r[0]]), r[0], r[1]))
-        batches = [rows[j:j + self.batch_size] for j in range(0, len(rows), self.batch_size)]
-        unfinished = 0
-        try:
-            for batch in reported_bar(batches, "generate", disable=not progress):
-                state = self._prefill([suffixes[i] for i, _ in batch], n_prefix, prefix_kv, max_new_tokens)
-                grounded = [answers[i] for i, _ in batch] if answers is not None else None
-                tokens = self._decode_loop(state, max_new_tokens, sampling, generator, grounded)
-                for (i, k), t in zip(batch, tokens):
-                    outputs[i][k] = t
-                unfinished += sum(1 for t in tokens if not t or t[-1] not in self.stop_ids)
-        finally:
-            if was_training and self.set_eval:
-                self.model.train()
-        if stats is not None:
-            stats["prefix_tokens"] = max(stats["prefix_tokens"], n_prefix)
-            stats["unfinished"] += unfinished
-        return outputs
-
-    def _prefill(self, suffixes: list[list[int]], n_prefix: int, prefix_kv, max_new_tokens: int) -> _Batch:
+    def _prefill(self, suffixes: list[list[int]], *, n_prefix: int, prefix_kv, max_new_tokens: int) -> _Batch:
         """Prefill each distinct prompt once, in length-sorted chunks (little padding), into one preallocated
         cache; rows of the same prompt then share its cache and logits."""
         unique: dict[tuple, int] = {}
@@ -430,20 +491,18 @@ class Engine:
             cache.batch_select_indices(row_of)
         return _Batch(logits[row_of], mask[row_of], positions[row_of, -1], cache)
 
-    def _decode_loop(self, state: _Batch, max_new_tokens: int, sampling: Sampling, generator,
-                     answers: list | None) -> list[list[int]]:
-        """Pick, append, forward one token at a time; rows that emit a stop token leave the batch.
-        `answers` (one per row, or None): grounded decoding masks the logits before each pick."""
+    def _decode_loop(self, state: _Batch, *, max_new_tokens: int, sampling: Sampling, generator,
+                     grounded: GroundedBatch | None) -> list[list[int]]:
+        """Pick, append, forward one token at a time; rows that emit a stop token leave the batch (and are done
+        in `grounded`, which masks the logits of the rows left before each pick)."""
         n = state.logits.shape[0]
         tokens: list[list[int]] = [[] for _ in range(n)]
         alive = torch.arange(n, device=self.device)
         stop = torch.tensor(self.stop_ids, dtype=torch.long, device=self.device)
-        grounding = self.grounding() if answers is not None else None
-        rows = [grounding.start(a) for a in answers] if grounding else None
         logits, mask, last_pos, cache = state.logits, state.mask, state.last_pos, state.cache
         for step in range(max_new_tokens):
-            if grounding:
-                chosen = grounded_pick(grounding, rows, logits, max_new_tokens - step, sampling, generator)
+            if grounded:
+                chosen = grounded.pick(logits, step=step, pick=lambda x: sampling.pick(x, generator))
             else:
                 chosen = sampling.pick(logits, generator)
             for r, t in zip(alive.tolist(), chosen.tolist()):
@@ -457,7 +516,6 @@ class Engine:
                 idx = keep.nonzero().squeeze(1)
                 cache.batch_select_indices(idx)
                 alive, chosen, mask, last_pos = alive[idx], chosen[idx], mask[idx], last_pos[idx]
-                rows = [rows[k] for k in idx.tolist()] if rows else rows
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
             last_pos = last_pos + 1
             logits = self._forward(chosen[:, None], mask, last_pos[:, None], cache, self.decoder)
@@ -468,109 +526,116 @@ class Engine:
             else self.model.config
         return range(config.num_hidden_layers)
 
-    def generate(self, conversations: list[list[dict]], max_new_tokens: int = 96, sampling: Sampling | None = None,
-                 num_samples: int = 1, seed: int = 0, progress: bool = False,
-                 max_prompt_tokens: int | None = None, answers: list | None = None) -> GenerationResult:
-        """Conversations grouped by system message (one task prompt each), each group with its own prefix."""
-        started = time.time()
-        encoded, truncated = encode_conversations(self.tokenizer, conversations, max_prompt_tokens)
-        groups: dict[str, list[int]] = {}
-        for i, c in enumerate(conversations):
-            system = c[0]["content"] if c and c[0].get("role") == "system" else ""
-            groups.setdefault(system, []).append(i)
-        ids: list[list[list[int]]] = [[] for _ in encoded]
-        stats: dict = {}
-        for members in groups.values():
-            out = self.generate_ids([encoded[i] for i in members], max_new_tokens, sampling, num_samples, seed,
-                                    progress, stats, [answers[i] for i in members] if answers else None)
-            for i, o in zip(members, out):
-                ids[i] = o
-        result = _result(self.tokenizer, ids, "fast", self.int8, encoded, truncated, max_prompt_tokens,
-                         stats.get("prefix_tokens", 0), stats.get("unfinished", 0), started)
-        result.constrained, result.precision = answers is not None, self.precision
-        return result
+
+# ---------------------------------------------------------------- the chat layer
 
 
-def grounded_pick(grounding, rows, logits: torch.Tensor, remaining: int, sampling: Sampling, generator) -> torch.Tensor:
-    """Next tokens under grounded decoding: the schema's mask, the sampling rule, then the token budget."""
-    allowed = grounding.masks(rows, remaining, logits.shape[-1]).to(logits.device)
-    masked = logits.float().masked_fill(~allowed, float("-inf"))
-    chosen = sampling.pick(masked, generator)
-    grounding.settle(rows, masked, chosen, remaining, lambda one: sampling.pick(one, generator))
-    grounding.advance(rows, chosen.tolist())
-    return chosen
+@dataclass
+class ChatPrompts:
+    """Chat conversations as token ids (after truncation), with the indices that were cut."""
+
+    ids: list[list[int]]
+    truncated: list[int]
+    max_prompt_tokens: int | None
+
+
+def encode_prompts(tokenizer, conversations: list[list[dict]], max_prompt_tokens: int | None) -> ChatPrompts:
+    """`encode_conversations`, with every cut logged (truncation is never silent)."""
+    ids, truncated = encode_conversations(tokenizer, conversations, max_prompt_tokens)
+    if truncated:
+        log.warning("generate: %d of %d prompts were longer than max_prompt_tokens=%d and were cut in the middle",
+                    len(truncated), len(ids), max_prompt_tokens)
+    return ChatPrompts(ids, truncated, max_prompt_tokens)
+
+
+def system_groups(conversations: list[list[dict]]) -> list[list[int]]:
+    """Conversation indices grouped by system message: one task prompt, so one shared prefix, per group."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(conversations):
+        system = c[0]["content"] if c and c[0].get("role") == "system" else ""
+        groups.setdefault(system, []).append(i)
+    return list(groups.values())
+
+
+def generate_conversations(engine: Engine, conversations: list[list[dict]], *, max_new_tokens: int = 96,
+                           sampling: Sampling | None = None, num_samples: int = 1, seed: int = 0,
+                           progress: bool = False, max_prompt_tokens: int | None = None,
+                           answers: list | None = None) -> GenerationResult:
+    """Chat conversations through `engine`: encoded, grouped by system message (each group with its own
+    prefix), decoded on ids, and decoded back to text in input order."""
+    started = time.time()
+    prompts = encode_prompts(engine.tokenizer, conversations, max_prompt_tokens)
+    ids: list[list[list[int]]] = [[] for _ in prompts.ids]
+    stats = GenerationStats()
+    for members in system_groups(conversations):
+        out = engine.run([prompts.ids[i] for i in members], max_new_tokens=max_new_tokens, sampling=sampling,
+                         num_samples=num_samples, seed=seed, progress=progress,
+                         answers=[answers[i] for i in members] if answers else None)
+        for i, o in zip(members, out.ids):
+            ids[i] = o
+        stats = stats + out.stats
+    return chat_result(engine.tokenizer, ids=ids, prompts=prompts, stats=stats, started=started, engine="fast",
+                       int8=engine.int8, precision=engine.precision, constrained=answers is not None)
+
+
+def chat_result(tokenizer, *, ids: list[list[list[int]]], prompts: ChatPrompts, stats: GenerationStats,
+                started: float, engine: str, int8: bool, precision: str, constrained: bool) -> GenerationResult:
+    """The GenerationResult of a chat call: token ids decoded to text, counts over all conversations."""
+    texts = [tokenizer.batch_decode(samples, skip_special_tokens=True) if samples else [] for samples in ids]
+    return GenerationResult(texts=texts, token_ids=ids, engine=engine, int8=int8, precision=precision,
+                            truncated=prompts.truncated, max_prompt_tokens=prompts.max_prompt_tokens,
+                            prompt_tokens=sum(len(p) for p in prompts.ids), prefix_tokens=stats.prefix_tokens,
+                            new_tokens=sum(len(t) for s in ids for t in s), unfinished=stats.unfinished,
+                            seconds=time.time() - started, constrained=constrained)
 
 
 # ---------------------------------------------------------------- the reference engine
 
 
 class GroundedProcessor(LogitsProcessor):
-    """Grounded decoding inside model.generate (the reference path): the same masks and token budget as
-    the fast engine. Rows are (prompt, sample) in model.generate's order; rows that stopped are skipped.
-    Greedy picks equal the fast engine's; when sampling, near the token limit every allowed token is
-    checked against the budget up front (slow, but the reference cannot see the sample)."""
+    """Grounded decoding inside model.generate (the reference path): `constrained.GroundedBatch`, the object
+    the fast engine asks, fed the tokens model.generate chose. Rows are (prompt, sample) in its order. Greedy
+    picks equal the fast engine's."""
 
-    def __init__(self, grounding, answers: list, prompt_width: int, max_new_tokens: int, do_sample: bool):
-        self.grounding, self.prompt_width, self.max_new_tokens = grounding, prompt_width, max_new_tokens
-        self.rows = [grounding.start(a) for a in answers]
-        self.do_sample = do_sample
+    def __init__(self, grounded: GroundedBatch, *, prompt_width: int, sample: bool):
+        self.grounded, self.prompt_width, self.sample = grounded, prompt_width, sample
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         step = input_ids.shape[1] - self.prompt_width
         if step > 0:
-            self.grounding.advance(self.rows, input_ids[:, -1].tolist())
-        live = [k for k, row in enumerate(self.rows) if not row.done]
-        if not live:
-            return scores
-        remaining = self.max_new_tokens - step
-        rows = [self.rows[k] for k in live]
-        allowed = self.grounding.masks(rows, remaining, scores.shape[-1]).to(scores.device)
-        masked = scores[live].masked_fill(~allowed, float("-inf"))
-        if self.do_sample:
-            for k, row in enumerate(rows):
-                for t in masked[k].isfinite().nonzero().squeeze(1).tolist():
-                    if not self.grounding.fits(row, t, remaining):
-                        masked[k, t] = float("-inf")
-        else:  # greedy: the fast engine's choice, as the only finite score
-            chosen = masked.argmax(-1)
-            self.grounding.settle(rows, masked, chosen, remaining, lambda one: one.argmax(-1))
-            masked = torch.full_like(masked, float("-inf")).scatter_(1, chosen[:, None], 0.0)
-        scores = scores.clone()
-        scores[live] = masked
-        return scores
+            self.grounded.feed(input_ids[:, -1].tolist())
+        return self.grounded.restrict(scores, step=step, sample=self.sample)
 
 
-def _plain_generate(model, tokenizer, encoded, batch_size, max_new_tokens, do_sample, temperature, num_samples,
-                    seed, progress, answers=None) -> list[list[list[int]]]:
-    """transformers' model.generate on length-sorted, left-padded batches (the reference). The tokenizer's
-    padding side and the model's training mode are restored afterwards."""
-    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
-    outputs: list[list[list[int]]] = [[] for _ in encoded]
+def plain_generate(model, tokenizer, prompts: list[list[int]], *, batch_size: int, max_new_tokens: int,
+                   sampling: Sampling, num_samples: int, seed: int, progress: bool,
+                   answers: list | None = None) -> list[list[list[int]]]:
+    """transformers' model.generate on length-sorted, left-padded batches (the reference; `sampling`: its
+    do_sample and temperature). The tokenizer's padding side and the model's training mode are restored."""
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths share a batch
+    outputs: list[list[list[int]]] = [[] for _ in prompts]
     stops = stop_token_ids(model, tokenizer)
     padding_side, was_training = tokenizer.padding_side, model.training
-    grounding = None
-    if answers is not None:
-        from .constrained import Grounding
-
-        grounding = Grounding(tokenizer, stops)
+    grounding = Grounding(tokenizer, stops) if answers is not None else None
     torch.manual_seed(seed)
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     try:
         tokenizer.padding_side = "left"
         model.eval()
         for batch in reported_bar(batches, "generate", disable=not progress):
-            inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(
+            inputs = tokenizer.pad({"input_ids": [prompts[i] for i in batch]}, return_tensors="pt").to(
                 model_device(model))
-            processors = [GroundedProcessor(grounding, [answers[i] for i in batch for _ in range(num_samples)],
-                                            inputs["input_ids"].shape[1], max_new_tokens, do_sample)] \
-                if grounding else None
+            width = inputs["input_ids"].shape[1]
+            processors = None if grounding is None else [GroundedProcessor(
+                GroundedBatch(grounding, [answers[i] for i in batch for _ in range(num_samples)],
+                              max_new_tokens=max_new_tokens), prompt_width=width, sample=sampling.do_sample)]
             with torch.inference_mode():
-                generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                           temperature=temperature if do_sample else None,
+                generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=sampling.do_sample,
+                                           temperature=sampling.temperature if sampling.do_sample else None,
                                            top_p=None, top_k=None,
                                            num_return_sequences=num_samples,
                                            pad_token_id=tokenizer.pad_token_id, logits_processor=processors)
-            new_tokens = generated[:, inputs["input_ids"].shape[1]:].tolist()
+            new_tokens = generated[:, width:].tolist()
             for k, i in enumerate(batch):
                 outputs[i] = [_cut_at_stop(t, stops) for t in new_tokens[k * num_samples:(k + 1) * num_samples]]
     finally:
@@ -584,18 +649,6 @@ def _cut_at_stop(ids: list[int], stops: list[int]) -> list[int]:
         if t in stops:
             return ids[:j + 1]
     return ids
-
-
-def _result(tokenizer, ids, engine, int8, encoded, truncated, max_prompt_tokens, prefix_tokens, unfinished, started):
-    texts = [tokenizer.batch_decode(samples, skip_special_tokens=True) if samples else [] for samples in ids]
-    result = GenerationResult(texts=texts, token_ids=ids, engine=engine, int8=int8, truncated=truncated,
-                              max_prompt_tokens=max_prompt_tokens, prompt_tokens=sum(len(e) for e in encoded),
-                              prefix_tokens=prefix_tokens, new_tokens=sum(len(t) for s in ids for t in s),
-                              unfinished=unfinished, seconds=time.time() - started)
-    if truncated:
-        log.warning("generate: %d of %d prompts were longer than max_prompt_tokens=%d and were cut in the middle",
-                    len(truncated), len(encoded), max_prompt_tokens)
-    return result
 
 
 # ---------------------------------------------------------------- entry points
@@ -616,28 +669,21 @@ def generate_result(model, tokenizer, conversations: list[list[dict]], batch_siz
     if max_prompt_tokens is None:
         limit = getattr(model.config, "max_position_embeddings", None)
         max_prompt_tokens = limit - max_new_tokens if limit else None
+    sampling = Sampling(do_sample, temperature)
     if engine == "fast":
         fast = Engine(model, tokenizer, int8=int8, batch_size=batch_size, prefix_cache=prefix_cache,
                       precision=precision)
-        return fast.generate(conversations, max_new_tokens, Sampling(do_sample, temperature), num_samples, seed,
-                             progress, max_prompt_tokens, answers)
+        return generate_conversations(fast, conversations, max_new_tokens=max_new_tokens, sampling=sampling,
+                                      num_samples=num_samples, seed=seed, progress=progress,
+                                      max_prompt_tokens=max_prompt_tokens, answers=answers)
     started = time.time()
-    encoded, truncated = encode_conversations(tokenizer, conversations, max_prompt_tokens)
-    ids = _plain_generate(cast_for_generation(model, precision), tokenizer, encoded, batch_size, max_new_tokens,
-                          do_sample, temperature, num_samples, seed, progress, answers) if encoded else []
-    stops = stop_token_ids(model, tokenizer)
-    unfinished = sum(1 for s in ids for t in s if not t or t[-1] not in stops)
-    result = _result(tokenizer, ids, "plain", False, encoded, truncated, max_prompt_tokens, 0, unfinished, started)
-    result.constrained, result.precision = answers is not None, precision
-    return result
-
-
-def grounded_answers(rows: list[dict], levels) -> list:
-    """The answer schema of each data row (its task and input text) for grounded decoding."""
-    from .constrained import answer_schema
-    from .tasks import get_task
-
-    return [answer_schema(get_task(r["dataset"]), r["text"], levels) for r in rows]
+    prompts = encode_prompts(tokenizer, conversations, max_prompt_tokens)
+    ids = plain_generate(cast_for_generation(model, precision), tokenizer, prompts.ids, batch_size=batch_size,
+                         max_new_tokens=max_new_tokens, sampling=sampling, num_samples=num_samples, seed=seed,
+                         progress=progress, answers=answers) if prompts.ids else []
+    stats = GenerationStats(unfinished=count_unfinished(ids, stop_token_ids(model, tokenizer)))
+    return chat_result(tokenizer, ids=ids, prompts=prompts, stats=stats, started=started, engine="plain",
+                       int8=False, precision=precision, constrained=answers is not None)
 
 
 def generate(model, tokenizer, conversations: list[list[dict]], batch_size: int = 16, max_new_tokens: int = 96,
@@ -647,7 +693,7 @@ def generate(model, tokenizer, conversations: list[list[dict]], batch_size: int 
 
     Options (keyword): engine='fast'|'plain', precision='fp32'|'bf16', int8=False, prefix_cache=True, max_prompt_tokens=None
     (None: the model's context minus max_new_tokens), answers=None (grounded decoding: one
-    `constrained.Answer` per conversation). Truncated prompts are logged; call
+    `constrained.Answer` per conversation, see `grounded_answers`). Truncated prompts are logged; call
     `generate_result` to get their indices.
     """
     return generate_result(model, tokenizer, conversations, batch_size, max_new_tokens, do_sample, temperature,

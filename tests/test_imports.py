@@ -36,8 +36,7 @@ ALLOWED = {
     "preflight": {"params", "rewards", "corpora", "prompts", "models", "paths", "tasks"},
     "models": {"paths"},  # + paths: the model cache
     "constrained": {"tasks", "parsing", "prompts"},  # + prompts: the confidence line
-    # + prompts, parsing, tasks: chat encoding and grounded answers, until the engine works on ids alone
-    "infer": {"models", "constrained", "progress", "prompts", "parsing", "tasks"},
+    "infer": {"models", "constrained", "progress"},
     "train.packing": set(),  # torch only (test_packing_imports_torch_only)
     # + stats: the confidence stage's targets; examples: the SFT curriculum; tasks: the gold target;
     # parsing: the confidence line replaced in an answer; paths: the run folder; preflight: the stages build

@@ -155,7 +155,8 @@ def test_int8_path(tiny):
     # only decoding runs on the int8 copy, whose MLP down projections stay fp32 (their inputs' outliers)
     engine, fp32 = infer.Engine(model, tokenizer, int8=True), infer.Engine(model, tokenizer)
     encoded, _ = infer.encode_conversations(tokenizer, conversations[:3], None)
-    assert torch.equal(engine._prefill(encoded, 0, None, 4).logits, fp32._prefill(encoded, 0, None, 4).logits)
+    prefill = dict(n_prefix=0, prefix_kv=None, max_new_tokens=4)
+    assert torch.equal(engine._prefill(encoded, **prefill).logits, fp32._prefill(encoded, **prefill).logits)
     layer = engine.decoder.model.layers[0].mlp
     assert isinstance(layer.down_proj, torch.nn.Linear) and not isinstance(layer.up_proj, torch.nn.Linear)
 
@@ -335,7 +336,8 @@ def test_engine_tensors_live_on_the_models_device(tiny):
     encoded, _ = infer.encode_conversations(tokenizer, [conv(t) for t in TEXTS[:3]], None)
     n_prefix = infer.common_prefix_length(encoded)
     prefix_kv = engine._prefix_kv(encoded[0][:n_prefix])
-    state = engine._prefill([e[n_prefix:] for e in encoded], n_prefix, prefix_kv, 4)
+    state = engine._prefill([e[n_prefix:] for e in encoded], n_prefix=n_prefix, prefix_kv=prefix_kv,
+                           max_new_tokens=4)
     tensors = [state.logits, state.mask, state.last_pos] + [t for layer in state.cache.layers
                                                            for t in (layer.key_buffer, layer.value_buffer)]
     assert all(t.device.type == "meta" for t in tensors)
