@@ -87,34 +87,23 @@ def _add_data_parser(commands) -> None:
     verify.add_argument("--data-dir", help="the data root (default: as the readers find it)")
 
 
-def _cell(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
-
-
-def _print_table(rows: list[dict], columns: list[str]) -> None:
-    widths = [max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in columns]
-    print("  " + "  ".join(c.rjust(w) for c, w in zip(columns, widths)))
-    for r in rows:
-        print("  " + "  ".join(_cell(r.get(c)).rjust(w) for c, w in zip(columns, widths)))
-
-
 def _rescore(runs: list[str], cross_check: bool) -> int:
     from pathlib import Path
 
     from .evaluation import cross_checks, rescore_run
-    from .metrics import f1_table
+    from .metrics import f1_table, text_table
 
     for run_dir in runs:
         print(run_dir)
         table = f1_table(rescore_run(Path(run_dir)))
         first = ["stage", "n", "strict_f1", "lenient_f1"]  # the two readings side by side, then the rest
-        _print_table(table, [c for c in first if any(c in r for r in table)]
-                     + [c for c in dict.fromkeys(k for r in table for k in r) if c not in first])
+        print(text_table(table, [c for c in first if any(c in r for r in table)]
+                         + [c for c in dict.fromkeys(k for r in table for k in r) if c not in first]))
         if cross_check:
             print("  cross-check: strict F1 and nervaluate's on the same spans (exact matches first; in answer "
                   "order); set F1 and a plain one:")
-            _print_table(cross_checks(Path(run_dir)), ["stage", "strict", "nervaluate_strict", "nervaluate_listed",
-                                                        "set", "plain_set"])
+            print(text_table(cross_checks(Path(run_dir)), ["stage", "strict", "nervaluate_strict",
+                                                           "nervaluate_listed", "set", "plain_set"]))
     return 0
 
 

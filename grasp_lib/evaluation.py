@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -81,19 +82,11 @@ def _headline(metrics: dict) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def stage_models(params: Params, run_dir: Path) -> dict[str, str]:
-    """Stage name -> model to evaluate: the base model, then each trained stage's saved model."""
-    models = {"base": params.model}
-    for stage in params.stages:
-        models[stage] = str(run_files.model_dir(run_dir, stage))
-    return models
-
-
 def evaluate_run(params: Params, run_dir: Path) -> dict:
     """Evaluate every stage on data/eval.jsonl; write results/metrics.json and results/predictions.jsonl."""
     rows = run_files.read_jsonl(run_files.data_path(run_dir, "eval"))
     all_metrics, all_records = {}, []
-    for stage, model in stage_models(params, run_dir).items():
+    for stage, model in run_files.stage_models(run_dir, params.model, params.stages).items():
         metrics, records = evaluate_model(model, rows, params, run_dir)
         all_metrics[stage] = metrics
         all_records += [{"stage": stage} | record for record in records]

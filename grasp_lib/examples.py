@@ -189,15 +189,18 @@ def mixture_table(splits: dict[str, list[dict]]) -> list[dict]:
 
 
 def counts_table(reports: dict) -> list[dict]:
-    """Read / converted / rejected per dataset and split from a data report (mixture or single)."""
+    """Read / converted / rejected per dataset and split from a data report (mixture or single), and the
+    units left out as too long for the prompt budget."""
     table = []
     for side in ("train", "eval"):
         entries = reports[side]
         entries = entries if "read" not in entries else {entries.get("dataset", "?"): entries}
+        too_long = reports["too_long"][side]
         for name, rep in entries.items():
             table.append({"dataset": name, "split": rep.get("split", side), "documents": rep.get("documents"),
                           "rows": rep.get("rows", rep.get("units")), "read": rep["read"],
-                          "converted": rep["converted"], "rejected": rep["rejected"]})
+                          "converted": rep["converted"], "rejected": rep["rejected"],
+                          "too_long": too_long[name] if isinstance(too_long, dict) else too_long})
     return table
 
 

@@ -36,7 +36,8 @@ def style() -> None:
 def save(fig, name: str, run_dir: Path, to_repo: bool = False) -> list[Path]:
     """Write PNG and PDF into runs/R/figures/ and, with to_repo, into the repository's figures/; no timestamps.
     Only `make figures` (python -m grasp_lib figures) passes to_repo: a run's notebook 06 draws its own
-    figures, so running another params set never replaces the paper's."""
+    figures, so running another params set never replaces the paper's. The run's PNG comes first (what a
+    notebook shows)."""
     run_dir = Path(run_dir)
     targets = [run_files.figures_dir(run_dir)] + ([REPO_ROOT / "figures"] if to_repo else [])
     written = []
@@ -186,13 +187,9 @@ def best_f1_at_k(run_dir: Path, to_repo: bool = False) -> list[Path]:
     """(d) Best-F1@K (oracle: best of K samples per unit) and Avg@K (mean F1 of one sample) against K,
     one panel per sampling temperature; from results/samples_<stage>.jsonl."""
     samples = _samples(Path(run_dir))
-    rows = []
-    for stage, items in samples.items():
-        for t in sorted({i["temperature"] for i in items}):
-            for r in stats.best_and_avg_at_k([i for i in items if i["temperature"] == t]):
-                rows += [{"stage": stage, "temperature": t, "K": r["k"], "metric": "Best-F1@K", "F1": r["best_f1"]},
-                         {"stage": stage, "temperature": t, "K": r["k"], "metric": "Avg@K", "F1": r["avg_f1"]}]
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([{"stage": r["stage"], "temperature": r["temperature"], "K": r["k"], "metric": metric,
+                           "F1": r[column]} for r in stats.at_k_table(samples)
+                          for metric, column in (("Best-F1@K", "best_f1"), ("Avg@K", "avg_f1"))])
     if frame.empty or frame["K"].max() < 2:
         raise FigureSkipped(f"{run_dir}: fewer than 2 samples per unit; set eval.samples_k >= 2")
     temps = sorted(frame["temperature"].unique())
@@ -325,7 +322,7 @@ def ablations(groups: dict[str, list[Path]], run_dir: Path, to_repo: bool = Fals
 
 
 # name -> (letter, function of (run_dir, to_repo), input files relative to the run)
-_EVAL, _LOG = run_files.EVAL, "results/grpo_log.jsonl"
+_EVAL, _LOG = run_files.EVAL, str(run_files.log_path("", "grpo"))
 FIGURES = {
     "f1_by_stage": ("a", f1_by_stage, [_EVAL, run_files.PREDICTIONS]),
     "grpo_curves": ("b", grpo_curves, [_LOG]),

@@ -141,6 +141,33 @@ def dataset_table(metrics: dict) -> list[dict]:
     return table
 
 
+def readings_table(metrics: dict) -> list[dict]:
+    """Entity micro-F1 per stage and reading (strict, lenient, all occurrences) under nervaluate's four
+    schemes, with the (string, type) set F1 beside; stages without an entity headline are left out."""
+    readings = {"strict": (), "lenient": ("lenient",), "all occurrences": ("all_occurrences",)}
+    return [{"stage": stage, "reading": name} | {s: _pick(m, *path, s, "micro", "f1") for s in SCHEMES}
+            | {"set F1": m["set"]["micro"]["f1"]}
+            for stage, m in metrics.items() if "strict" in m for name, path in readings.items()]
+
+
+def macro_table(metrics: dict) -> list[dict]:
+    """Entity macro-F1 over types per stage under each scheme (strict reading)."""
+    return [{"stage": stage} | {s: m[s]["macro_f1"] for s in SCHEMES} for stage, m in metrics.items() if "strict" in m]
+
+
+def text_table(rows: list[dict], columns: list[str], indent: str = "  ") -> str:
+    """`rows` as right-aligned plain-text columns (floats to 4 decimals, a missing value as -), for the
+    command line."""
+    widths = [max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in columns]
+    lines = [indent + "  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += [indent + "  ".join(_cell(r.get(c)).rjust(w) for c, w in zip(columns, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
 def ner_scores(pred_spans: list[list[Span | None]], gold_spans: list[list[Span]], labels: list[str]) -> dict:
     """{scheme: {"micro", "per_type", "macro_f1"}} of given predicted spans (None: not in the text) against
     gold spans, matched one to one per example: the span-level core, cross-checked against nervaluate."""

@@ -182,3 +182,40 @@ def shots_for(params, run_dir: str | Path) -> list[dict]:
 def prompt_messages(row: dict, params, shots: list[dict]) -> list[dict]:
     """Chat messages for a data row with the params' prompt levels (training, evaluation and sampling)."""
     return row_messages(row, get_task(row["dataset"]), params.prompt.levels, shots)
+
+
+def sft_rows(rows: list[dict], params, shots: list[dict]) -> list[dict]:
+    """Conversational prompt-completion rows: TRL puts the loss on the completion only. With the
+    `reasoning` prompt level the completion is MimicSFT's gold-derived <think> plan, then the answer."""
+    target = reasoning_target if "reasoning" in params.prompt.levels else build_target  # MimicSFT
+    return [{"prompt": prompt_messages(r, params, shots),
+             "completion": [{"role": "assistant", "content": target(r, get_task(r["dataset"]))}]}
+            for r in rows]
+
+
+def first_rows(rows: list[dict]) -> dict[str, dict]:
+    """The first row of each dataset, in order of appearance (one example per dataset of a mixture)."""
+    first: dict[str, dict] = {}
+    for row in rows:
+        first.setdefault(row["dataset"], row)
+    return first
+
+
+def levels_by_dataset(first: dict[str, dict], levels: list[str], tokenizer, shots: list[dict]) -> list[dict]:
+    """Prompt tokens as the levels are added one at a time (level_table), one column per dataset."""
+    tables = {name: level_table(get_task(name), input_text(row, get_task(name)), levels, tokenizer, shots)
+              for name, row in first.items()}
+    steps = [r["levels"] for r in next(iter(tables.values()), [])]
+    return [{"levels": step} | {name: table[k]["tokens"] for name, table in tables.items()}
+            for k, step in enumerate(steps)]
+
+
+def sft_examples_text(first: dict[str, dict], params, shots: list[dict], tokenizer) -> str:
+    """Each dataset's training example as SFT sees it: the prompt through the chat template, then the target."""
+    parts = []
+    for (name, row), example in zip(first.items(), sft_rows(list(first.values()), params, shots)):
+        parts += [f"===== {name} ({get_task(name).family}): prompt",
+                  tokenizer.apply_chat_template(example["prompt"], tokenize=False, add_generation_prompt=True),
+                  f"===== {name}: target", example["completion"][0]["content"] + "\n"]
+    return "\n".join(parts)
+

@@ -7,6 +7,9 @@ runs/<name>/
   results/samples_<stage>.jsonl                           K samples per unit (sampling_eval)
   results/<stage>_log.jsonl, figures/, notebooks/         training logs, figures, executed notebooks
   <stage>_info.json                                       provenance: resolved params, versions, git commit
+  results/<name>.json(l)                                  other stage outputs and statistics tables
+  checkpoints/<stage>/                                    trainer checkpoints (resumed from)
+  data/inputs.json, run.lock, timings.json, progress.jsonl  the runner's records
 
 Prediction records are joined to eval rows by (dataset, id); records written before they carried the
 dataset are joined by id alone when that is unambiguous. Before anything is scored, each stage's records
@@ -74,6 +77,48 @@ def model_dir(run_dir: str | Path, stage: str) -> Path:
 
 def figures_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "figures"
+
+
+def sources_path(run_dir: str | Path) -> Path:
+    """figures/SOURCES.md: the run files each figure came from."""
+    return figures_dir(run_dir) / "SOURCES.md"
+
+
+def result_path(run_dir: str | Path, name: str) -> Path:
+    """results/<name>: a stage's or a table's own file (dpo_pairs.jsonl, f1_intervals.json, ...)."""
+    return results_dir(run_dir) / name
+
+
+def checkpoints_dir(run_dir: str | Path, stage: str) -> Path:
+    return Path(run_dir) / "checkpoints" / stage
+
+
+def stage_models(run_dir: str | Path, base_model: str, stages: list[str]) -> dict[str, str]:
+    """What each stage leaves, in the order they run: "base" the base model, then each of `stages` its
+    saved model under models/. A stage starts from the model of the entry before it."""
+    return {"base": base_model} | {stage: str(model_dir(run_dir, stage)) for stage in stages}
+
+
+def inputs_path(run_dir: str | Path) -> Path:
+    """data/inputs.json: the checksums of the corpus files the run reads."""
+    return Path(run_dir) / "data" / "inputs.json"
+
+
+def notebooks_dir(run_dir: str | Path) -> Path:
+    """notebooks/: the executed copies."""
+    return Path(run_dir) / "notebooks"
+
+
+def timings_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "timings.json"
+
+
+def progress_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "progress.jsonl"
+
+
+def lock_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "run.lock"
 
 
 def write_jsonl(rows: list[dict], path: str | Path) -> Path:

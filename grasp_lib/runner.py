@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .params import Params, load
 from .paths import REPO_ROOT, resolve
+from . import run_files
 from .preflight import preflight
 from .progress import reporting_to
 from .run_files import write_run_info
@@ -46,9 +47,6 @@ class RunLocked(RuntimeError):
     """Another live process is running in this run folder; the message names its pid."""
 
 
-LOCK_FILE = "run.lock"
-
-
 @contextlib.contextmanager
 def run_lock(run_dir: Path):
     """Hold `run_dir/run.lock` (it names the owner: pid, host, start) while the run writes the folder.
@@ -56,7 +54,7 @@ def run_lock(run_dir: Path):
     lock, which the kernel releases when its process ends however it ends: the lock file of a run that
     died is taken over (and said so), never left to block the next run."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_FILE
+    path = run_files.lock_path(run_dir)
     handle = open(path, "a+", encoding="utf-8")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -97,7 +95,7 @@ def record_inputs(params: Params, run_dir: Path) -> Path:
         eval_split = params.data.eval_split if params.data.eval_split in corpora.REGISTRY[name] else "test"
         pairs += [(name, params.data.train_split), (name, eval_split)]
     record = corpora.input_checksums(pairs, params.data.data_dir)
-    target = run_dir / "data" / "inputs.json"
+    target = run_files.inputs_path(run_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(record, indent=2))
     if record["changed"] or record["missing"]:
@@ -113,7 +111,7 @@ def run_notebooks(params_path: str, overrides: dict, run_dir: Path, notebooks: l
     import papermill
 
     set_environment()
-    out_dir = run_dir / "notebooks"
+    out_dir = run_files.notebooks_dir(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings = {}
     for name in notebooks:
@@ -130,7 +128,7 @@ def run_notebooks(params_path: str, overrides: dict, run_dir: Path, notebooks: l
                                  f"see the executed copy {target}") from None
         finally:
             timings[name] = round(time.time() - started, 1)
-            (run_dir / "timings.json").write_text(json.dumps((machine or {}) | timings, indent=2))
+            run_files.timings_path(run_dir).write_text(json.dumps((machine or {}) | timings, indent=2))
     return timings
 
 
@@ -161,19 +159,14 @@ def record_machine(info_path: Path, precision: str) -> dict:
 
 
 def f1_summary(run_dir: Path) -> str:
-    from .metrics import f1_table
+    """The F1 table of results/metrics.json (parse counts: only the unparsable ones), for the end of a run."""
+    from .metrics import f1_table, text_table
 
-    metrics_path = run_dir / "results" / "metrics.json"
+    metrics_path = run_files.metrics_path(run_dir)
     if not metrics_path.exists():
         return "(no results/metrics.json)"
-    rows = f1_table(json.loads(metrics_path.read_text()))
-    columns = [c for c in rows[0] if not c.startswith("parse_")] + ["parse_unparsable"]
-    lines = ["  ".join(f"{c:>18}" for c in columns)]
-    for row in rows:
-        cells = [f"{row.get(c, 0):>18.4f}" if isinstance(row.get(c, 0), float) else f"{row.get(c, 0):>18}"
-                 for c in columns]
-        lines.append("  ".join(cells))
-    return "\n".join(lines)
+    rows = f1_table(run_files.read_json(metrics_path))
+    return text_table(rows, [c for c in rows[0] if not c.startswith("parse_")] + ["parse_unparsable"], indent="")
 
 
 def run(params_path: str, overrides: dict, notebooks: list[str] | None = None,
@@ -201,7 +194,7 @@ def _run_and_report(params: Params, params_path: str, overrides: dict, run_dir: 
                     machine: dict) -> int:
     started = time.time()
     try:
-        with reporting_to(run_dir / "progress.jsonl"):  # training steps and generation bars, from the kernels
+        with reporting_to(run_files.progress_path(run_dir)):  # training steps and generation bars, from the kernels
             timings = run_notebooks(params_path, overrides, run_dir, notebooks, machine=machine)
     except NotebookFailed as err:
         print(f"FAILED: {err}", file=sys.stderr)
@@ -211,6 +204,6 @@ def _run_and_report(params: Params, params_path: str, overrides: dict, run_dir: 
           f"precision {machine['precision']})")
     datasets = ", ".join(params.data.mixture) if params.data.mixture else params.data.dataset
     print(f"F1 on {datasets} ({params.data.eval_split}; NER: strict / partial micro-F1; other datasets: "
-          f"their headline F1) from {run_dir / 'results' / 'metrics.json'}:")
+          f"their headline F1) from {run_files.metrics_path(run_dir)}:")
     print(f1_summary(run_dir))
     return 0

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .evaluation import generation_options, generation_precision, stage_models
+from .evaluation import generation_options, generation_precision
 from .infer import generate_result
 from .models import load_model
 from .params import Params
 from .prompts import prompt_messages, shots_for
-from .run_files import data_path, read_jsonl, samples_path, write_jsonl
+from .run_files import data_path, read_jsonl, samples_path, stage_models, write_jsonl
 
 
 def sample_stage(params: Params, run_dir: Path, stage: str) -> Path:
     """Sample eval.samples_k completions per eval unit at each of eval.temperatures with `stage`'s model."""
     run_dir = Path(run_dir)
-    models = stage_models(params, run_dir)
+    models = stage_models(run_dir, params.model, params.stages)
     if stage not in models:
         raise KeyError(f"stage {stage!r} not in this run; stages: {list(models)}")
     rows = read_jsonl(data_path(run_dir, "eval"))
@@ -42,5 +42,5 @@ def sample_run(params: Params, run_dir: Path) -> list[Path]:
     """Samples for eval.sample_stages (default: the last stage); nothing when eval.samples_k is 0."""
     if params.eval.samples_k <= 0:
         return []
-    stages = params.eval.sample_stages or [list(stage_models(params, run_dir))[-1]]
+    stages = params.eval.sample_stages or [list(stage_models(run_dir, params.model, params.stages))[-1]]
     return [sample_stage(params, run_dir, stage) for stage in stages]

@@ -201,6 +201,18 @@ def load_samples(run_dir: str | Path, scheme: str = "strict") -> dict[str, list[
     return out
 
 
+def at_k_table(samples: dict[str, list[dict]]) -> list[dict]:
+    """Best-F1@K and Avg@K per stage and sampling temperature (load_samples' items), K = 1, 2, ..."""
+    return [{"stage": stage, "temperature": t} | r for stage, items in samples.items()
+            for t in sorted({i["temperature"] for i in items})
+            for r in best_and_avg_at_k([i for i in items if i["temperature"] == t])]
+
+
+def temperature_table(samples: dict[str, list[dict]], n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """f1_by_temperature per stage (load_samples' items)."""
+    return [{"stage": stage} | r for stage, items in samples.items() for r in f1_by_temperature(items, n_boot, seed)]
+
+
 # ---------------------------------------------------------------- calibration
 
 
@@ -326,6 +338,51 @@ def run_calibration(run_dir: str | Path, bins: int = 10, scheme: str = "strict")
     return out
 
 
-def write_json(obj, path: str | Path) -> Path:
-    """Deterministic JSON (sorted keys) for the statistics files under results/."""
-    return run_files.write_json(obj, path, sort_keys=True)
+def calibration_table(calibration_by_stage: dict[str, dict]) -> list[dict]:
+    """run_calibration's summary per stage: ECE, Brier, AUROC, answers that state a confidence, answers."""
+    return [{"stage": s, "ece": c["ece"], "brier": c["brier"], "auroc": c["auroc"], "stated": c["n"],
+             "total": c["total"]} for s, c in calibration_by_stage.items()]
+
+
+def confidence_targets_table(run_dir: str | Path) -> list[dict]:
+    """Per confidence target (percent) of the confidence stage: its rows and how often the greedy answer
+    there is exactly right (results/confidence_targets.jsonl)."""
+    by_percent: dict[int, list[dict]] = defaultdict(list)
+    for record in read_jsonl(run_files.result_path(run_dir, "confidence_targets.jsonl")):
+        by_percent[record["percent"]].append(record)
+    return [{"percent": percent, "rows": len(recs), "greedy_right": float(np.mean([r["greedy_right"] for r in recs]))}
+            for percent, recs in sorted(by_percent.items())]
+
+
+def reward_log_table(run_dir: str | Path) -> list[dict]:
+    """GRPO's logged steps (results/grpo_log.jsonl): total reward and its spread, each reward's columns,
+    completion length and the share of groups with no reward spread; entries without a reward left out."""
+    keep = ("step", "reward", "reward_std", "completions/mean_length", "frac_reward_zero_std")
+    log = read_jsonl(run_files.log_path(run_dir, "grpo"))
+    columns = [c for c in dict.fromkeys(k for entry in log for k in entry) if c.startswith("rewards/") or c in keep]
+    return [{c: entry.get(c) for c in columns} for entry in log
+            if entry.get("reward") is not None and entry["reward"] == entry["reward"]]  # NaN != NaN
+
+
+# ---------------------------------------------------------------- results/ files of notebook 05
+
+
+def save(table, run_dir: str | Path, name: str):
+    """`table` into results/<name> as deterministic JSON (sorted keys); returns the table."""
+    run_files.write_json(table, run_files.result_path(run_dir, name), sort_keys=True)
+    return table
+
+
+def save_f1_intervals(run_dir: str | Path) -> list[dict]:
+    """f1_with_intervals, kept in results/f1_intervals.json."""
+    return save(f1_with_intervals(run_dir), run_dir, "f1_intervals.json")
+
+
+def save_stage_comparisons(run_dir: str | Path) -> list[dict]:
+    """stage_comparisons, kept in results/stage_tests.json."""
+    return save(stage_comparisons(run_dir), run_dir, "stage_tests.json")
+
+
+def save_calibration(run_dir: str | Path) -> dict[str, dict]:
+    """run_calibration, kept in results/calibration.json."""
+    return save(run_calibration(run_dir), run_dir, "calibration.json")

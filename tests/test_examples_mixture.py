@@ -113,3 +113,17 @@ def test_score_predictions_single_ner_dataset_keeps_top_level_shape():
     metrics, _ = score_predictions(rows, [build_target(r, get_task("bc5cdr")) for r in rows])
     assert "datasets" not in metrics and metrics["strict"]["micro"]["f1"] == 1.0
     assert set(metrics["strict"]["per_type"]) == {"Chemical", "Disease"} and metrics["n"] == 2
+
+
+def test_counts_table_puts_too_long_beside_each_dataset_and_split():
+    from grasp_lib.examples import counts_table
+
+    rep = {"read": 5, "converted": 4, "rejected": 1, "documents": 2, "rows": 4}
+    single = {"train": rep | {"dataset": "bc5cdr"}, "eval": rep | {"dataset": "bc5cdr"},
+              "too_long": {"train": 3, "eval": 1}}
+    assert [(r["dataset"], r["split"], r["too_long"]) for r in counts_table(single)] == [
+        ("bc5cdr", "train", 3), ("bc5cdr", "eval", 1)]
+    mixture = {"train": {"a": rep, "b": rep}, "eval": {"a": rep, "b": rep},
+               "too_long": {"train": {"a": 2, "b": 0}, "eval": {"a": 0, "b": 5}}}
+    assert [(r["dataset"], r["split"], r["too_long"]) for r in counts_table(mixture)] == [
+        ("a", "train", 2), ("b", "train", 0), ("a", "eval", 0), ("b", "eval", 5)]

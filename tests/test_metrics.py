@@ -180,3 +180,33 @@ def test_triples_and_qa():
     q = _dataset_metrics("biorlhf", [{"answer": a} for a in ("8,484 DEGs", "112 DEGs", "x")],
                          ['{"answer": "8,484 DEGs"}', '{"answer": "about 112"}', "none"])
     assert q["exact_match"] == pytest.approx(1 / 3) and q["token_f1"] == pytest.approx((1 + 0.5) / 3)
+
+
+def _ner_metrics():
+    from grasp_lib.tasks import SCHEMES
+
+    block = lambda f1: {s: {"micro": {"f1": f1}, "macro_f1": f1 / 2} for s in SCHEMES}  # noqa: E731
+    return {"base": block(0.1) | {"lenient": block(0.2), "all_occurrences": block(0.3), "set": {"micro": {"f1": 0.4}}},
+            "qa": {"n": 1}}
+
+
+def test_readings_table_one_row_per_stage_and_reading():
+    from grasp_lib.metrics import readings_table
+
+    table = readings_table(_ner_metrics())
+    assert [(r["reading"], r["strict"], r["type"], r["set F1"]) for r in table] == [
+        ("strict", 0.1, 0.1, 0.4), ("lenient", 0.2, 0.2, 0.4), ("all occurrences", 0.3, 0.3, 0.4)]
+
+
+def test_macro_table_per_stage_and_scheme():
+    from grasp_lib.metrics import macro_table
+
+    assert macro_table(_ner_metrics()) == [{"stage": "base", "strict": 0.05, "exact": 0.05, "partial": 0.05,
+                                            "type": 0.05}]
+
+
+def test_text_table_aligns_columns_and_marks_missing_values():
+    from grasp_lib.metrics import text_table
+
+    text = text_table([{"stage": "base", "f1": 0.5}, {"stage": "grpo"}], ["stage", "f1"], indent="")
+    assert text.splitlines() == ["stage      f1", " base  0.5000", " grpo       -"]

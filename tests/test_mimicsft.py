@@ -10,7 +10,7 @@ from grasp_lib.parsing import parse
 from grasp_lib.prompts import build_target, reasoning_target
 from grasp_lib.rewards import ReasoningReward
 from grasp_lib.tasks import get_task
-from grasp_lib.train.common import sft_rows
+from grasp_lib.prompts import sft_rows
 
 ROWS = {  # as in test_tasks.py
 

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from grasp_lib import runner
+from grasp_lib import run_files, runner
 from grasp_lib.paths import REPO_ROOT
 
 SMOKE = "params/smoke.yaml"
@@ -72,7 +72,7 @@ def test_cli_reports_the_lock_with_exit_2(stub_notebooks, capsys):
 
 def test_the_lock_of_a_dead_run_is_taken_over(tmp_path, stub_notebooks, capsys):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lock = tmp_path / "run" / runner.LOCK_FILE
+    lock = run_files.lock_path(tmp_path / "run")
     lock.parent.mkdir()
     lock.write_text(f"pid {dead.stdout.strip()} on this host since yesterday")  # its process is gone
     assert runner.run(SMOKE, {}, run_dir=tmp_path / "run") == 0

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from grasp_lib import parsing, stats
+from grasp_lib import parsing, run_files, stats
 from grasp_lib.metrics import score_predictions
 
 TEXT = "Naloxone reverses hypotension."
@@ -213,3 +213,48 @@ def test_score_example_for_other_families(row, completion, expected):
     got = stats.score_example(row, completion)
     assert (got["tp_p"], got["pred"], got["gold"], got["f1"], got["exact"]) == pytest.approx(expected)
     assert stats.exactly_right(got) is expected[-1]
+
+
+def test_sample_tables_per_stage_and_temperature():
+    items = [item(1, 1, 1, id_=u, sample=k, temperature=t) for u in ("a", "b") for k in (0, 1) for t in (0.5, 1.0)]
+    at_k = stats.at_k_table({"grpo": items})
+    assert [(r["stage"], r["temperature"], r["k"]) for r in at_k] == [("grpo", 0.5, 1), ("grpo", 0.5, 2),
+                                                                      ("grpo", 1.0, 1), ("grpo", 1.0, 2)]
+    assert all(r["best_f1"] == r["avg_f1"] == 1.0 for r in at_k)
+    by_t = stats.temperature_table({"grpo": items}, n_boot=20)
+    assert [(r["stage"], r["temperature"], r["samples"], r["n"]) for r in by_t] == [("grpo", 0.5, 2, 2),
+                                                                                   ("grpo", 1.0, 2, 2)]
+
+
+def test_calibration_table_names_each_stage():
+    calib = {"sft": {"ece": 0.1, "brier": 0.2, "auroc": None, "n": 3, "total": 4, "bins": []}}
+    assert stats.calibration_table(calib) == [{"stage": "sft", "ece": 0.1, "brier": 0.2, "auroc": None,
+                                               "stated": 3, "total": 4}]
+
+
+def test_confidence_targets_table_counts_rows_and_greedy_right(tmp_path):
+    records = [{"id": "a", "percent": 50, "greedy_right": True}, {"id": "b", "percent": 50, "greedy_right": False},
+               {"id": "c", "percent": 0, "greedy_right": False}]
+    run_files.write_jsonl(records, run_files.result_path(tmp_path, "confidence_targets.jsonl"))
+    assert stats.confidence_targets_table(tmp_path) == [{"percent": 0, "rows": 1, "greedy_right": 0.0},
+                                                       {"percent": 50, "rows": 2, "greedy_right": 0.5}]
+
+
+def test_reward_log_table_keeps_reward_steps_and_columns(tmp_path):
+    log = [{"step": 1, "loss": 0.3, "reward": 0.5, "rewards/format/mean": 1.0, "completions/mean_length": 9},
+           {"step": 1, "train_runtime": 2.0}, {"step": 2, "reward": float("nan")}]
+    run_files.write_jsonl(log, run_files.log_path(tmp_path, "grpo"))
+    assert stats.reward_log_table(tmp_path) == [{"step": 1, "reward": 0.5, "rewards/format/mean": 1.0,
+                                                 "completions/mean_length": 9}]
+
+
+def test_saved_tables_land_in_results_sorted(tmp_path):
+    rows = [ROW | {"id": f"u{i}"} for i in range(2)]
+    records = [{"stage": s, "id": r["id"], "dataset": "bc5cdr", "completion": '{"Chemical": ["Naloxone"]}'}
+               for s in ("base", "sft") for r in rows]
+    _write_run(tmp_path, rows, records)
+    for save, name in ((stats.save_f1_intervals, "f1_intervals.json"), (stats.save_calibration, "calibration.json"),
+                       (stats.save_stage_comparisons, "stage_tests.json")):
+        table = save(tmp_path)
+        path = tmp_path / "results" / name
+        assert path.read_text() == json.dumps(table, indent=2, sort_keys=True) + "\n"

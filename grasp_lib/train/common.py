@@ -1,22 +1,20 @@
-"""Pieces the stage drivers share: the start model, checkpoints, conversational rows, saving logs (their
+"""Pieces the stage drivers share: the model a stage starts from, resuming, the command line, ranks (their
 trainer defaults: preflight.trainer_defaults, which preflight checks the sections with)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from ..params import KNOWN_STAGES, Params
-from ..prompts import build_target, prompt_messages, reasoning_target
-from ..tasks import get_task
+from ..run_files import stage_models
 
 
 def start_model(params: Params, run_dir: Path, stage: str) -> str:
     """The model a stage starts from: the saved model of the last earlier stage in params.stages (stages
     run in KNOWN_STAGES order: sft, confidence, dpo, grpo), else the base model."""
     earlier = [s for s in KNOWN_STAGES[:KNOWN_STAGES.index(stage)] if s in params.stages]
-    return str(Path(run_dir) / "models" / earlier[-1]) if earlier else params.model
+    return list(stage_models(run_dir, params.model, earlier).values())[-1]
 
 
 def last_checkpoint(output_dir: str | Path, resume: bool = True) -> str | None:
@@ -36,15 +34,6 @@ def last_checkpoint(output_dir: str | Path, resume: bool = True) -> str | None:
     return found
 
 
-def sft_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
-    """Conversational prompt-completion rows: TRL puts the loss on the completion only. With the
-    `reasoning` prompt level the completion is MimicSFT's gold-derived <think> plan, then the answer."""
-    target = reasoning_target if "reasoning" in params.prompt.levels else build_target  # MimicSFT
-    return [{"prompt": prompt_messages(r, params, shots),
-             "completion": [{"role": "assistant", "content": target(r, get_task(r["dataset"]))}]}
-            for r in rows]
-
-
 def stage_main(doc: str, run) -> None:
     """Command line of a stage module (`python -m` / `accelerate launch -m grasp_lib.train.<stage>`):
     --params, --run-dir (default runs/<name>; its data/ comes from notebook 01), -p key=value overrides."""
@@ -61,11 +50,6 @@ def stage_main(doc: str, run) -> None:
     args = parser.parse_args()
     params = load(args.params, dict(parse_override(o) for o in args.overrides))
     print(run(params, resolve(args.run_dir or Path("runs") / params.name)))
-
-
-def save_log(log_history: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(json.dumps(entry) for entry in log_history) + "\n")
 
 
 def is_main_process() -> bool:

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from ..models import generation_engine, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
-from ..run_files import read_jsonl, write_jsonl, write_run_info
+from ..run_files import (checkpoints_dir, data_path, log_path, model_dir, read_jsonl, result_path,
+                         write_jsonl, write_run_info)
 from ..params import Params
 from ..preflight import check_section, trainer_defaults
 from ..parsing import without_confidence
@@ -32,7 +33,7 @@ from ..paths import resolve
 from ..prompts import CONFIDENCE_LINE, prompt_messages, shots_for
 from ..stats import confidence_targets
 from .callbacks import stage_callbacks
-from .common import is_main_process, last_checkpoint, on_main_process, save_log, stage_main, start_model
+from .common import is_main_process, last_checkpoint, on_main_process, stage_main, start_model
 from .prefix import SharedPrefixSFT, with_shared_prefix
 
 
@@ -78,20 +79,20 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     check_section(params.confidence_sft, SFTConfig, "confidence_sft")
     write_run_info(params.to_dict(), run_dir, "confidence")
     # the trainer config first: under DeepSpeed ZeRO-3 it makes the model load sharded
-    defaults = trainer_defaults(run_dir / "checkpoints" / "confidence", params.seed, resolve_precision(params.precision))
+    defaults = trainer_defaults(checkpoints_dir(run_dir, "confidence"), params.seed, resolve_precision(params.precision))
     config = SFTConfig(**(defaults | params.confidence_sft))
     model, tokenizer, peft_config = load_model(start_model(params, run_dir, "confidence"), params.lora,
                                                unsloth=params.unsloth, seed=params.seed)
 
     # Targets (written for inspection; remeasured on a rerun, which the seed makes reproducible)
-    rows = read_jsonl(run_dir / "data" / "confidence.jsonl")
+    rows = read_jsonl(data_path(run_dir, "confidence"))
     shots = shots_for(params, run_dir)
     conversations = [prompt_messages(r, params, shots) for r in rows]
     started = time.time()
     records = on_main_process(measure, model, tokenizer, params, rows, conversations)  # rank 0, sent to all
     sampling_seconds = time.time() - started
     if is_main_process():
-        write_jsonl(records, run_dir / "results" / "confidence_targets.jsonl")
+        write_jsonl(records, result_path(run_dir, "confidence_targets.jsonl"))
     # The loss covers the whole completion: with the loss on the confidence line alone the model learned to
     # open with it and skip the answer (87 of 96 test answers unparsable in confidence_quick)
     dataset = Dataset.from_list([
@@ -108,9 +109,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     result = trainer.train(resume_from_checkpoint=resumed)
     seconds = time.time() - started
 
-    save_trained(trainer, tokenizer, run_dir / "models" / "confidence")  # every process (ZeRO-3 gathers)
+    save_trained(trainer, tokenizer, model_dir(run_dir, "confidence"))  # every process (ZeRO-3 gathers)
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
-        save_log(trainer.state.log_history, run_dir / "results" / "confidence_log.jsonl")
+        write_jsonl(trainer.state.log_history, log_path(run_dir, "confidence"))
     percents = [r["percent"] for r in records]
     return {"rows": len(records), "answers_per_row": 1 + params.confidence.samples,
             "greedy_right": sum(r["greedy_right"] for r in records), "mean_percent": sum(percents) / len(percents),

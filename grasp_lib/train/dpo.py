@@ -16,14 +16,15 @@ import time
 from pathlib import Path
 
 from ..models import generation_engine, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
-from ..run_files import read_jsonl, write_jsonl, write_run_info
+from ..run_files import (checkpoints_dir, data_path, log_path, model_dir, read_jsonl, result_path,
+                         write_jsonl, write_run_info)
 from ..params import Params
 from ..preflight import check_section, trainer_defaults
 from ..paths import resolve
 from ..prompts import prompt_messages, shots_for
 from ..rewards import build_rewards, composite_rewards
 from .callbacks import stage_callbacks
-from .common import is_main_process, last_checkpoint, on_main_process, save_log, stage_main, start_model
+from .common import is_main_process, last_checkpoint, on_main_process, stage_main, start_model
 from .prefix import SharedPrefixDPO, with_shared_prefix
 
 
@@ -53,7 +54,7 @@ def sample_pairs(model, tokenizer, params: Params, run_dir: Path) -> tuple[list[
     from ..infer import generate
 
     pref = params.preference
-    rows = read_jsonl(run_dir / "data" / f"{pref.split}.jsonl")
+    rows = read_jsonl(data_path(run_dir, pref.split))
     shots = shots_for(params, run_dir)
     conversations = [prompt_messages(r, params, shots) for r in rows]
     max_new = pref.max_new_tokens or params.grpo.get("max_completion_length") or params.eval.max_new_tokens
@@ -84,7 +85,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     write_run_info(params.to_dict(), run_dir, "dpo")
     # the trainer config first: under DeepSpeed ZeRO-3 it makes the model load sharded
     precision = resolve_precision(params.precision)
-    config = DPOConfig(**(trainer_defaults(run_dir / "checkpoints" / "dpo", params.seed, precision) | params.dpo))
+    config = DPOConfig(**(trainer_defaults(checkpoints_dir(run_dir, "dpo"), params.seed, precision) | params.dpo))
     model, tokenizer, peft_config = load_model(start_model(params, run_dir, "dpo"), params.lora,
                                                unsloth=params.unsloth, seed=params.seed)
 
@@ -94,7 +95,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     pairs, counts = on_main_process(sample_pairs, model, tokenizer, params, run_dir)
     counts["sampling_seconds"] = time.time() - started
     if is_main_process():
-        write_jsonl(pairs, run_dir / "results" / "dpo_pairs.jsonl")
+        write_jsonl(pairs, result_path(run_dir, "dpo_pairs.jsonl"))
     if not pairs:
         raise ValueError(f"no preference pairs: every prompt's {params.preference.samples} samples scored within "
                          f"margin {params.preference.margin} of each other ({counts}); lower preference.margin "
@@ -113,9 +114,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     result = trainer.train(resume_from_checkpoint=resumed)
     seconds = time.time() - started
 
-    save_trained(trainer, tokenizer, run_dir / "models" / "dpo")  # every process (ZeRO-3 gathers)
+    save_trained(trainer, tokenizer, model_dir(run_dir, "dpo"))  # every process (ZeRO-3 gathers)
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
-        save_log(trainer.state.log_history, run_dir / "results" / "dpo_log.jsonl")
+        write_jsonl(trainer.state.log_history, log_path(run_dir, "dpo"))
     return counts | {"train_loss": result.training_loss, "steps": trainer.state.global_step, "seconds": seconds,
                      "processes": config.world_size, "resumed_from": resumed}
 

@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 
 from ..models import backend, load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
-from ..run_files import read_jsonl, write_run_info
+from ..run_files import checkpoints_dir, data_path, log_path, model_dir, read_jsonl, write_jsonl, write_run_info
 from ..params import Params, ParamsError
 from ..preflight import check_section, trainer_defaults, trainer_fields
 from ..paths import resolve
 from ..prompts import prompt_messages, shots_for
 from ..rewards import build_rewards
 from .callbacks import stage_callbacks
-from .common import last_checkpoint, save_log, stage_main, start_model
+from .common import last_checkpoint, stage_main, start_model
 
 
 def rl_rows(rows: list[dict], params: Params, shots: list[dict]) -> list[dict]:
@@ -52,7 +52,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     write_run_info(params.to_dict(), run_dir, "grpo")
 
     # Data
-    rows = read_jsonl(run_dir / "data" / "rl.jsonl")
+    rows = read_jsonl(data_path(run_dir, "rl"))
     dataset = Dataset.from_list(rl_rows(rows, params, shots_for(params, run_dir)))
 
     # Trainer config, then the policy of the last earlier stage (dpo, confidence or sft), else the base model
@@ -60,7 +60,7 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     # completions with each reward go to checkpoints/grpo/completions/*.parquet (params can switch it off)
     logging = {"log_completions": True, "num_completions_to_print": 0}
     precision = resolve_precision(params.precision)
-    defaults = trainer_defaults(run_dir / "checkpoints" / "grpo", params.seed, precision)
+    defaults = trainer_defaults(checkpoints_dir(run_dir, "grpo"), params.seed, precision)
     config = GRPOConfig(**(defaults | logging | grpo_fields))
     start = start_model(params, run_dir, "grpo")
     model, tokenizer, peft_config = load_model(start, params.lora, unsloth=params.unsloth, seed=params.seed, vllm=True)
@@ -80,9 +80,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     seconds = time.time() - started
 
     # Save (every process: under ZeRO-3 saving gathers the shards)
-    save_trained(trainer, tokenizer, run_dir / "models" / "grpo")
+    save_trained(trainer, tokenizer, model_dir(run_dir, "grpo"))
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
-        save_log(trainer.state.log_history, run_dir / "results" / "grpo_log.jsonl")
+        write_jsonl(trainer.state.log_history, log_path(run_dir, "grpo"))
     return {"steps": trainer.state.global_step, "seconds": seconds, "prompts": len(rows),
             "processes": config.world_size, "resumed_from": resumed}
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from ..models import load_model, resolve_precision, save_trained  # first: Unsloth must be imported before TRL
 from ..examples import curriculum_stages
-from ..run_files import read_jsonl, write_run_info
+from ..run_files import checkpoints_dir, data_path, log_path, model_dir, read_jsonl, write_jsonl, write_run_info
 from ..params import Params
 from ..preflight import check_section, trainer_defaults
 from ..paths import resolve
-from ..prompts import shots_for
+from ..prompts import sft_rows, shots_for
 from .callbacks import stage_callbacks
-from .common import last_checkpoint, save_log, sft_rows, stage_main
+from .common import last_checkpoint, stage_main
 from .prefix import SharedPrefixSFT, with_shared_prefix
 
 
@@ -36,12 +36,12 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
     write_run_info(params.to_dict(), run_dir, "sft")
 
     # Data: one stage, or the Taiyi curriculum's stage A (data.curriculum's family) then stage B (all)
-    rows = read_jsonl(run_dir / "data" / "sft.jsonl")
+    rows = read_jsonl(data_path(run_dir, "sft"))
     shots = shots_for(params, run_dir)
     stages = curriculum_stages(rows)
 
     # Trainer configs, then the model (a config first: under DeepSpeed ZeRO-3 it makes the model load sharded)
-    checkpoints = run_dir / "checkpoints" / "sft"
+    checkpoints = checkpoints_dir(run_dir, "sft")
     output_dirs = {stage: checkpoints if stage == "all" else checkpoints / f"stage-{stage}" for stage, _ in stages}
     precision = resolve_precision(params.precision)
     configs = {stage: SFTConfig(**(trainer_defaults(d, params.seed, precision) | params.sft))
@@ -69,9 +69,9 @@ def run(params: Params, run_dir: str | Path, callbacks: list | None = None) -> d
         offset += trainer.state.global_step
 
     # Save (every process: under ZeRO-3 saving gathers the shards)
-    save_trained(trainer, tokenizer, run_dir / "models" / "sft")
+    save_trained(trainer, tokenizer, model_dir(run_dir, "sft"))
     if trainer.is_world_process_zero():  # multi-GPU (accelerate launch): one process writes
-        save_log(log, run_dir / "results" / "sft_log.jsonl")
+        write_jsonl(log, log_path(run_dir, "sft"))
     summary = {"train_loss": result.training_loss, "steps": offset, "seconds": seconds, "examples": len(rows),
                "processes": trainer.args.world_size}
     if len(stages) > 1:
