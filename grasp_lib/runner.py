@@ -184,7 +184,8 @@ def run(params_path: str, overrides: dict, notebooks: list[str] | None = None,
     with run_lock(run_dir):
         from .models import resolve_precision  # transformers: after preflight has imported it anyway
 
-        machine = record_machine(write_run_info(params.to_dict(), run_dir, "run"), resolve_precision(params.precision))
+        info = write_run_info(params.to_dict(), run_dir, "run")
+        machine = record_machine(info, resolve_precision(params.precision))
         if "01_data" in notebooks:
             record_inputs(params, run_dir)
         return _run_and_report(params, params_path, overrides, run_dir, notebooks, machine)
