@@ -85,6 +85,10 @@ def cast_for_generation(model, precision: str, into=None):
         return model
     if into is None:
         into = copy.deepcopy(model).eval()
+        # a training model's forward may be accelerate's mixed-precision wrapper (an instance attribute: autocast,
+        # outputs cast to fp32), which would mix fp32 into the copy's key/value cache: the class's forward runs
+        for wrapper in ("forward", "_original_forward"):
+            vars(into).pop(wrapper, None)
         for parameter in into.parameters():  # parameters only: buffers such as rotary inv_freq stay fp32
             parameter.data = parameter.data.to(dtype)
         return into

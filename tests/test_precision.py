@@ -133,6 +133,29 @@ def test_bf16_sft_runs_the_packed_forward_in_bf16_and_keeps_fp32_master_weights(
     assert {p.dtype for p in saved.parameters()} == {torch.float32}
 
 
+def test_bf16_grpo_rolls_out_on_a_bf16_copy_and_trains_fp32_master_weights(tmp_path, monkeypatch):
+    """The trainer's model carries accelerate's autocast wrapper; the rollout copy must not (it mixed fp32 keys
+    into the bf16 cache), and the policy it trains stays fp32."""
+    from grasp_lib.train import grpo, grpo_trainer
+
+    seen = {"rollout": set(), "policy": set()}
+    cast = grpo_trainer.cast_for_generation
+
+    def watched(model, precision, into=None):
+        seen["policy"] |= {p.dtype for p in model.parameters()}
+        copy = cast(model, precision, into)
+        seen["rollout"] |= {p.dtype for p in copy.parameters()}
+        return copy
+
+    monkeypatch.setattr(grpo_trainer, "cast_for_generation", watched)
+    params = smoke_params(tmp_path, "bf16")
+    params.stages = ["sft", "grpo"]
+    sft.run(params, tmp_path)
+    summary = grpo.run(params, tmp_path)
+    assert summary["steps"] == params.grpo["max_steps"]
+    assert seen == {"rollout": {torch.bfloat16}, "policy": {torch.float32}}
+
+
 def test_fp32_where_bf16_is_not_native_is_bit_for_bit_the_forced_fp32_run(tmp_path, monkeypatch):
     """`auto` on a CPU without native bf16 trains exactly as `precision: fp32` (today's behaviour)."""
     monkeypatch.setattr(models, "bf16_native", lambda: (False, "no bf16 here"))
