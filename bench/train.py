@@ -18,6 +18,8 @@ time / shared time for an SFT step and for GRPO's loss part; fp32 shared / bf16 
 GRPO step, rollouts included; peak RSS: the largest of the shared-prefix processes).
 `--levers` measures the other levers instead (LEVERS: glibc's default malloc, the tied embedding frozen,
 torch.compile), each a shared-prefix SFT run of its own, against the runner's settings.
+`--profile` profiles the second SFT step of `shared` and `bf16` (torch.profiler, self CPU time grouped into
+matmul, dtype casts, attention, optimizer and the other elementwise ops): where bf16's time goes.
 `--child` runs one configuration (used by the parent; `--extra` passes params overrides as JSON, e.g.
 '{"sft.torch_compile": true}', to measure other levers the same way).
 """
@@ -58,7 +60,38 @@ def per_step(pairs: list[list[float]], cpu: bool = False) -> float:
     return mean([p[cpu] for p in pairs[1:]])
 
 
-def child(stage: str, run_dir: Path, overrides: dict, out: Path, freeze_embedding: bool) -> None:
+# profile groups: an op's self CPU time goes to the first group whose name part it contains, else "other"
+PROFILE_GROUPS = {"matmul": ("aten::mm", "aten::addmm", "aten::bmm"), "casts": ("aten::copy_", "aten::_to_copy"),
+                  "attention": ("scaled_dot_product",), "optimizer": ("adam",)}
+
+
+def profiled_step(step: int = 1):
+    """A callback that profiles training step `step` (0-based) and keeps its self CPU seconds per group."""
+    import torch
+    from transformers import TrainerCallback
+
+    class Profiled(TrainerCallback):
+        def __init__(self):
+            self.groups: dict[str, float] = {}
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+                self.profiler.__enter__()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step + 1:
+                self.profiler.__exit__(None, None, None)
+                for event in self.profiler.key_averages():
+                    group = next((g for g, parts in PROFILE_GROUPS.items() if any(p in event.key for p in parts)),
+                                 "other")
+                    self.groups[group] = self.groups.get(group, 0.0) + event.self_cpu_time_total / 1e6
+
+    return Profiled()
+
+
+def child(stage: str, run_dir: Path, overrides: dict, out: Path, freeze_embedding: bool,
+          profile: bool = False) -> None:
     """Train one configuration; write its per-step figures and peak RSS (GB) to `out`."""
     from transformers import TrainerCallback
 
@@ -81,12 +114,14 @@ def child(stage: str, run_dir: Path, overrides: dict, out: Path, freeze_embeddin
     if freeze_embedding:
         freeze_tied_embedding(sft)
     params = P.load(ROOT / "params" / "quick.yaml", overrides)
-    (sft if stage == "sft" else grpo).run(params, run_dir, callbacks=[Steps()])
+    profiler = profiled_step() if profile else None
+    (sft if stage == "sft" else grpo).run(params, run_dir, callbacks=[Steps()] + ([profiler] if profile else []))
     log = [json.loads(line) for line in (run_dir / "results" / f"{stage}_log.jsonl").read_text().splitlines()]
     tokens = [e["num_tokens"] for e in log if "num_tokens" in e and "loss" in e]
     result = clock | {"loss": [e["loss"] for e in log if "loss" in e and "train_loss" not in e],
                       "tokens": [b - a for a, b in zip([0] + tokens, tokens)],
-                      "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+                      "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
+                      "profile": profiler.groups if profile else None}
     out.write_text(json.dumps(result))
 
 
@@ -123,12 +158,13 @@ def freeze_tied_embedding(sft_module) -> None:
 
 
 def spawn(stage: str, name: str, run_dir: Path, overrides: dict, freeze: bool = False, environment: dict = ENVIRONMENT,
-          timeout: float | None = None) -> dict | None:
+          timeout: float | None = None, profile: bool = False) -> dict | None:
     """Train one configuration in its own process; its figures, or None when it ran past `timeout` seconds."""
     out = run_dir / f"{stage}-{name}.json"
     overrides = {"shared_prefix": name != "stock", "precision": PRECISION.get(name, "fp32")} | overrides
     command = [sys.executable, __file__, "--child", stage, "--run-dir", str(run_dir), "--out", str(out),
-               "--extra", json.dumps(overrides)] + (["--freeze-embedding"] if freeze else [])
+               "--extra", json.dumps(overrides)] + (["--freeze-embedding"] if freeze else []) \
+        + (["--profile"] if profile else [])
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | environment
     try:
         done = subprocess.run(command, env=env | {"PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
@@ -163,6 +199,18 @@ def levers(run_dir: Path, overrides: dict, timeout: float) -> None:
         base = base or result
         print(f"{sft_line(name, result)}; {per_step(base['steps']) / per_step(result['steps']):.2f}x the first",
               flush=True)
+
+
+def profile(run_dir: Path, overrides: dict) -> None:
+    """Self CPU seconds of one shared-prefix SFT step per group, fp32 then bf16, and bf16's ratio per group."""
+    found = {name: spawn("sft", name, run_dir, overrides | {"stages": ["sft"]}, profile=True)["profile"]
+             for name in ("shared", "bf16")}
+    for name, groups in found.items():
+        cells = ", ".join(f"{g} {groups.get(g, 0.0):.2f}" for g in (*PROFILE_GROUPS, "other"))
+        print(f"profile {name:6s}: self CPU s of step 2: {cells}; total {sum(groups.values()):.2f}", flush=True)
+    fp32, bf16 = found["shared"], found["bf16"]
+    print("profile bf16/fp32 per group: " + ", ".join(
+        f"{g} {bf16.get(g, 0.0) / max(fp32.get(g, 0.0), 1e-9):.2f}x" for g in (*PROFILE_GROUPS, "other")))
 
 
 def prepare(run_dir: Path, sft_steps: int, grpo_steps: int) -> dict:
@@ -204,11 +252,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--extra", default="{}", help="params overrides (JSON) for every configuration")
     parser.add_argument("--freeze-embedding", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="instead: profile an SFT step, fp32 and bf16")
     parser.add_argument("--levers", action="store_true", help="instead: SFT with each of LEVERS (shared prefix on)")
     parser.add_argument("--lever-timeout", type=float, default=600, help="seconds one lever's SFT may take")
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.run_dir, json.loads(args.extra), args.out, args.freeze_embedding)
+        return child(args.child, args.run_dir, json.loads(args.extra), args.out, args.freeze_embedding, args.profile)
 
     machine, machine_bf16 = machine_gflops(), machine_gflops(dtype="bf16")
     print(f"machine: {machine} GFLOP/s fp32, {machine_bf16} bf16 matmul (1024x1024, {os.cpu_count()} cores)",
@@ -217,6 +266,8 @@ def main() -> None:
         overrides = prepare(Path(tmp), args.sft_steps, args.grpo_steps) | json.loads(args.extra)
         if args.levers:
             return levers(Path(tmp), overrides, args.lever_timeout)
+        if args.profile:
+            return profile(Path(tmp), overrides)
         sft = {name: spawn("sft", name, Path(tmp), overrides | {"stages": ["sft"]}, args.freeze_embedding)
                for name in CONFIGURATIONS}
         for name, result in sft.items():
