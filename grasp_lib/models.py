@@ -78,8 +78,10 @@ def torch_dtype(precision: str) -> torch.dtype:
 
 def cast_for_generation(model, precision: str, into=None):
     """`model` with its weights in `precision` for generation: the model itself when it already is, else a
-    copy cast once (the training weights stay fp32). `into`: an earlier copy of the same architecture whose
-    weights are overwritten instead (GRPO refreshes one copy per step rather than allocating a new one)."""
+    copy cast once (the training weights stay fp32). The copy's LM head stays fp32 (its input upcast): bf16
+    logits have 8 bits of mantissa (steps of 0.125 near 20), enough to flip greedy choices between near ties.
+    `into`: an earlier copy of the same model whose weights are overwritten instead (GRPO refreshes one copy
+    per step rather than allocating a new one)."""
     dtype = torch_dtype(precision)
     if precision == "fp32" or next(model.parameters()).dtype == dtype:  # fp32: the weights as loaded
         return model
@@ -91,10 +93,14 @@ def cast_for_generation(model, precision: str, into=None):
             vars(into).pop(wrapper, None)
         for parameter in into.parameters():  # parameters only: buffers such as rotary inv_freq stay fp32
             parameter.data = parameter.data.to(dtype)
-        return into
+        head = into.get_output_embeddings()
+        head.weight = torch.nn.Parameter(torch.empty_like(head.weight, dtype=torch.float32), requires_grad=False)
+        head.register_forward_pre_hook(lambda module, inputs: tuple(x.float() for x in inputs))
     with torch.no_grad():
-        for target, source in zip(into.parameters(), model.parameters()):
-            target.copy_(source)
+        targets = dict(into.named_parameters())
+        for name, source in model.named_parameters():
+            targets[name].copy_(source)
+        into.get_output_embeddings().weight.copy_(model.get_output_embeddings().weight)  # untied in the copy
     return into
 
 

@@ -56,6 +56,12 @@ def test_unknown_precision_is_refused_when_params_load(tmp_path):
         P.load(path)
 
 
+def body_dtypes(model) -> set:
+    """Dtypes of every weight but the LM head's (a generation copy keeps its head fp32)."""
+    head = model.get_output_embeddings().weight
+    return {p.dtype for p in model.parameters() if p is not head}
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -144,7 +150,7 @@ def test_bf16_grpo_rolls_out_on_a_bf16_copy_and_trains_fp32_master_weights(tmp_p
     def watched(model, precision, into=None):
         seen["policy"] |= {p.dtype for p in model.parameters()}
         copy = cast(model, precision, into)
-        seen["rollout"] |= {p.dtype for p in copy.parameters()}
+        seen["rollout"] |= body_dtypes(copy)
         return copy
 
     monkeypatch.setattr(grpo_trainer, "cast_for_generation", watched)
@@ -183,7 +189,10 @@ def test_bf16_engine_equals_model_generate_in_bf16_token_for_token():
     assert fast.token_ids == plain.token_ids
     assert {p.dtype for p in model.parameters()} == {torch.float32}  # the caller's model is not cast
     engine = infer.Engine(model, tokenizer, precision="bf16")
-    assert {p.dtype for p in engine.model.parameters()} == {torch.bfloat16}
+    assert body_dtypes(engine.model) == {torch.bfloat16}
+    head = engine.model.get_output_embeddings().weight
+    assert head.dtype == torch.float32 and head is not engine.model.get_input_embeddings().weight
+    assert torch.equal(head, model.get_output_embeddings().weight)  # the fp32 head, not a bf16 round trip
     assert engine.model.model.rotary_emb.inv_freq.dtype == torch.float32  # positions stay exact
 
 
