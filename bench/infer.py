@@ -114,7 +114,8 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "ids"}
                                                for k, v in results.items()}, indent=2))
-    line = f"infer: {r['rate']:.2f} sentences/s, {speedup:.2f}x plain generate, F1 delta {delta:+.2f}"
+    line = f"infer: {r['rate']:.2f} sentences/s ({best})" + (
+        f", {speedup:.2f}x plain generate, F1 delta {delta:+.2f}" if base else "")
     if "fast" in results and "fast-bf16" in results:
         fp32, half = results["fast"], results["fast-bf16"]
         same = sum(a == b for a, b in zip(fp32["ids"], half["ids"]))
