@@ -37,9 +37,9 @@ def evaluate_model(model_name_or_dir: str, rows: list[dict], params: Params, run
 
 
 def generation_precision(params: Params) -> str:
-    """What evaluation and sampling generate in: int8 (eval.int8: fp32 prefill, int8 decode), else the run's
-    resolved precision (fp32 | bf16)."""
-    return "int8" if params.eval.int8 else resolve_precision(params.precision)
+    """What evaluation and sampling generate in: int8 (eval.int8: fp32 prefill, int8 decode), else
+    eval.precision or the run's precision, resolved (fp32 | bf16)."""
+    return "int8" if params.eval.int8 else resolve_precision(params.eval.precision or params.precision)
 
 
 def generation_options(params: Params, precision: str) -> dict:

@@ -107,6 +107,8 @@ class EvalParams:
     # reduced precision (bf16 or int8): a seeded fp32 subsample of this many eval rows is scored too (metrics
     # fidelity_check: both F1s and the delta, a warning over 1 point); 0 = off
     fidelity_check: Size = 96
+    # the evaluation's own precision (auto | fp32 | bf16); null = the run's `precision`
+    precision: Optional[Literal["auto", "fp32", "bf16"]] = None
     # K sampled completions per eval unit (Best-F1@K, Avg@K, F1 against temperature); 0 = off.
     samples_k: Size = 0
     temperatures: Annotated[list[PositiveFloat], Field(min_length=1)] = field(default_factory=lambda: [1.0])  # when samples_k > 0

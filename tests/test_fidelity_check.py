@@ -70,3 +70,11 @@ def test_fp32_evaluation_has_no_fidelity_check(tmp_path):
     params.eval.max_new_tokens = 4
     metrics, _ = evaluation.evaluate_model("tiny-random", ROWS[:2], params, tmp_path)
     assert metrics["generation"]["precision"] == "fp32" and "fidelity_check" not in metrics
+
+
+@pytest.mark.parametrize("run, at_eval, int8, expected", [("bf16", None, False, "bf16"), ("bf16", "fp32", False, "fp32"),
+                                                             ("fp32", "bf16", False, "bf16"), ("bf16", None, True, "int8")])
+def test_the_evaluation_precision_overrides_the_runs(run, at_eval, int8, expected):
+    params = Params(precision=run)
+    params.eval.precision, params.eval.int8 = at_eval, int8
+    assert evaluation.generation_precision(params) == expected
