@@ -76,10 +76,29 @@ def torch_dtype(precision: str) -> torch.dtype:
     return {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
 
 
+class Fp32Head(torch.nn.Linear):
+    """An LM head whose logits are computed in fp32, under autocast too: bf16 logits have 8 bits of mantissa
+    (steps of 0.125 near 20), which flips greedy choices between near ties and makes the loss of confident
+    tokens (far below that step) noise. With fp32 weights and inputs it is exactly `nn.Linear`."""
+
+    def forward(self, hidden):
+        with torch.autocast(hidden.device.type, enabled=False):
+            bias = None if self.bias is None else self.bias.float()
+            return torch.nn.functional.linear(hidden.float(), self.weight.float(), bias)
+
+
+def keep_head_fp32(model):
+    """`model` with its LM head an `Fp32Head` (the class swapped in place, so copies keep it); CPU models
+    only: the GPU path keeps its kernels as they are."""
+    head = model.get_output_embeddings()
+    if type(head) is torch.nn.Linear and head.weight.device.type == "cpu":
+        head.__class__ = Fp32Head
+    return model
+
+
 def cast_for_generation(model, precision: str, into=None):
     """`model` with its weights in `precision` for generation: the model itself when it already is, else a
-    copy cast once (the training weights stay fp32). The copy's LM head stays fp32 (its input upcast): bf16
-    logits have 8 bits of mantissa (steps of 0.125 near 20), enough to flip greedy choices between near ties.
+    copy cast once (the training weights stay fp32). The copy's LM head stays fp32 (`Fp32Head`, untied).
     `into`: an earlier copy of the same model whose weights are overwritten instead (GRPO refreshes one copy
     per step rather than allocating a new one)."""
     dtype = torch_dtype(precision)
@@ -93,9 +112,8 @@ def cast_for_generation(model, precision: str, into=None):
             vars(into).pop(wrapper, None)
         for parameter in into.parameters():  # parameters only: buffers such as rotary inv_freq stay fp32
             parameter.data = parameter.data.to(dtype)
-        head = into.get_output_embeddings()
+        head = keep_head_fp32(into).get_output_embeddings()
         head.weight = torch.nn.Parameter(torch.empty_like(head.weight, dtype=torch.float32), requires_grad=False)
-        head.register_forward_pre_hook(lambda module, inputs: tuple(x.float() for x in inputs))
     with torch.no_grad():
         targets = dict(into.named_parameters())
         for name, source in model.named_parameters():
@@ -289,7 +307,8 @@ def load_model(name: str, lora: dict | None = None, max_seq_length: int = 1024, 
         return model, tokenizer, None
     from peft import LoraConfig
 
-    model = AutoModelForCausalLM.from_pretrained(path, **transformers_options((unsloth or {}).get("load_in_4bit")))
+    model = keep_head_fp32(AutoModelForCausalLM.from_pretrained(
+        path, **transformers_options((unsloth or {}).get("load_in_4bit"))))
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"  # generation; TRL sets its own side for training
     check_finite(model, path)

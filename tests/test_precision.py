@@ -211,3 +211,18 @@ def test_int8_needs_an_fp32_prefill():
     model, tokenizer = fresh_model()
     with pytest.raises(ValueError, match="int8 decodes after an fp32 prefill"):
         infer.Engine(model, tokenizer, int8=True, precision="bf16")
+
+
+def test_the_lm_head_computes_fp32_logits_under_autocast_and_is_plain_linear_in_fp32():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(16, 50, bias=False)
+    head = models.Fp32Head(16, 50, bias=False)
+    head.load_state_dict(linear.state_dict())
+    hidden = torch.randn(3, 16)
+    assert torch.equal(head(hidden), linear(hidden))  # fp32: exactly nn.Linear
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        coarse, fine = linear(hidden), head(hidden)
+    assert coarse.dtype == torch.bfloat16 and fine.dtype == torch.float32
+    assert torch.equal(fine, linear(hidden))
+    model = fresh_model()[0]
+    assert type(model.get_output_embeddings()) is models.Fp32Head  # load_model swaps it in
