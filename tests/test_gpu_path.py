@@ -367,6 +367,11 @@ RANK_SCRIPT = textwrap.dedent("""
         error = f"{type(err).__name__}: {err}"
     with open(f"rank{os.environ['RANK']}.json", "w") as out:  # a file each: the ranks' stdout can interleave
         json.dump({"rank": os.environ["RANK"], "got": got, "calls": calls, "error": error}, out)
+    # leave together: a rank exiting with gloo's threads alive aborted now and then ("terminate called
+    # without an active exception")
+    import torch.distributed as dist
+    dist.barrier()
+    dist.destroy_process_group()
 """)
 
 
