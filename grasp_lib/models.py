@@ -112,8 +112,10 @@ def cast_for_generation(model, precision: str, into=None):
             vars(into).pop(wrapper, None)
         for parameter in into.parameters():  # parameters only: buffers such as rotary inv_freq stay fp32
             parameter.data = parameter.data.to(dtype)
-        head = keep_head_fp32(into).get_output_embeddings()
-        head.weight = torch.nn.Parameter(torch.empty_like(head.weight, dtype=torch.float32), requires_grad=False)
+        source_head = model.get_output_embeddings().weight  # fp32 and untied in the copy
+        keep_head_fp32(into).get_output_embeddings().weight = torch.nn.Parameter(
+            source_head.detach().float().clone(), requires_grad=False)
+        return into
     with torch.no_grad():
         targets = dict(into.named_parameters())
         for name, source in model.named_parameters():
